@@ -1,0 +1,274 @@
+"""The application layer: one eventsourcing ``Application`` holding every run of a ledger.
+
+It loads and saves aggregates, retries commands that conflict with other writers, appends metric
+batches, and translates the store's errors into runledger's own. It knows nothing of the SDK, the
+CLI or the projections, which all build on it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import (
+    IntegrityError,
+    Notification,
+    PersistenceError,
+    Transcoder,
+)
+
+from ledger.domain.errors import ConcurrencyError, RunNotFoundError, StoreError
+from ledger.domain.experiment import ExperimentAggregate
+from ledger.domain.ids import experiment_stream_id, metric_stream_id, run_stream_id
+from ledger.domain.metrics import MetricsLogged
+from ledger.domain.run import RunAggregate
+from ledger.domain.values import Actor
+from ledger.persistence.store import StoreConfig
+from ledger.persistence.transcoder import MsgpackTranscoder
+
+T = TypeVar("T")
+
+# How often a command is re-applied after another writer changed the same run first.
+MAX_COMMAND_ATTEMPTS = 20
+
+
+class LedgerApplication(Application):  # type: ignore[type-arg]
+    """The event-sourced application behind one ledger.
+
+    Args:
+        store: the store configuration (``ledger.persistence.store.parse_store_url``).
+
+    Raises:
+        StoreError: the store cannot be opened.
+    """
+
+    name = "runledger"
+
+    def __init__(self, store: StoreConfig) -> None:
+        self.store = store
+        env = dict(store.env)
+        env.setdefault("CREATE_TABLE", "y")
+        if store.path is not None:
+            store.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            super().__init__(env=env)
+        except PersistenceError as error:
+            raise StoreError(f"Cannot open the store {store.display_url}: {error}") from error
+        except OSError as error:
+            raise StoreError(f"Cannot open the store {store.display_url}: {error}") from error
+        self._metric_versions: dict[str, int] = {}
+        self._metric_lock = threading.Lock()
+
+    def construct_transcoder(self) -> Transcoder:
+        """Events are stored as msgpack (see ``ledger.persistence.transcoder``)."""
+        return MsgpackTranscoder()
+
+    # ------------------------------------------------------------------ writing
+    def save_all(self, *objs: Any) -> int:
+        """Append the pending events of aggregates (and loose events) in one transaction.
+
+        Returns:
+            The notification id of the last event appended (0 if there was none): a query that
+            has caught up to it sees this write.
+
+        Raises:
+            eventsourcing.persistence.IntegrityError: another writer appended first (the caller
+                reloads and retries).
+            StoreError: the store failed.
+        """
+        try:
+            recordings = self.save(*objs)
+        except IntegrityError:
+            raise
+        except PersistenceError as error:
+            raise StoreError(f"Writing to {self.store.display_url} failed: {error}") from error
+        if not recordings:
+            return 0
+        return max(r.notification.id for r in recordings)
+
+    def run_command(self, run: RunAggregate | None, run_id: str,
+                    command: Callable[[RunAggregate], T]) -> tuple[RunAggregate, T, int]:
+        """Apply ``command`` to a run and append the events it triggers, all or nothing.
+
+        If another writer changed the run first, the run is reloaded and the command applied again
+        (at most ``MAX_COMMAND_ATTEMPTS`` times). If the command raises, nothing is appended and
+        the given aggregate must no longer be used (it is not returned).
+
+        Args:
+            run: the caller's copy of the aggregate, or ``None`` to load it.
+            run_id: the run's id.
+            command: mutates the aggregate (by its command methods) and returns a result.
+
+        Returns:
+            The up-to-date aggregate, the command's result, and the position of the write.
+
+        Raises:
+            RunNotFoundError: no such run.
+            ConcurrencyError: the command conflicted on every attempt.
+            StoreError: the store failed.
+            Whatever ``command`` raises (nothing is written then).
+        """
+        aggregate = run if run is not None else self.get_run(run_id)
+        for _attempt in range(MAX_COMMAND_ATTEMPTS):
+            result = command(aggregate)
+            if not aggregate.pending_events:
+                return aggregate, result, 0
+            try:
+                position = self.save_all(aggregate)
+            except IntegrityError:
+                aggregate = self.get_run(run_id)
+                continue
+            return aggregate, result, position
+        raise ConcurrencyError(
+            f"Run {run_id!r} kept changing under this command: gave up after "
+            f"{MAX_COMMAND_ATTEMPTS} attempts")
+
+    def ensure_experiment(self, name: str, actor: Actor) -> ExperimentAggregate:
+        """Return the experiment with this name, creating it if it does not exist.
+
+        Two processes creating the same experiment at once end with one: the ids are derived from
+        the name, and the second save conflicts and loads the first's.
+
+        Raises:
+            ValidationError: the name is not a valid name.
+            StoreError: the store failed.
+        """
+        try:
+            return self.get_experiment(name)
+        except LookupError:
+            pass
+        experiment = ExperimentAggregate.create(name, actor)
+        try:
+            self.save_all(experiment)
+        except IntegrityError:
+            return self.get_experiment(name)
+        return experiment
+
+    def append_metrics(self, run_id: str, series: list[list[Any]], actor: Actor) -> int:
+        """Append one batch of metric series to the run's metric stream.
+
+        Returns:
+            The position of the write.
+
+        Raises:
+            StoreError: the store failed.
+            ConcurrencyError: other writers of the same run's metrics kept appending first.
+        """
+        stream = metric_stream_id(run_id)
+        actor_data = actor.as_dict()
+        for _attempt in range(MAX_COMMAND_ATTEMPTS):
+            with self._metric_lock:
+                version = self._metric_versions.get(run_id)
+                if version is None:
+                    version = self._last_version(stream)
+                event = MetricsLogged(
+                    originator_id=stream,
+                    originator_version=version + 1,
+                    timestamp=MetricsLogged.create_timestamp(),
+                    run_id=run_id,
+                    series=series,
+                    actor=actor_data,
+                )
+                try:
+                    position = self.save_all(event)
+                except IntegrityError:
+                    self._metric_versions.pop(run_id, None)
+                    continue
+                self._metric_versions[run_id] = version + 1
+                return position
+        raise ConcurrencyError(f"Could not append metrics to run {run_id!r}: gave up after "
+                               f"{MAX_COMMAND_ATTEMPTS} attempts")
+
+    def _last_version(self, stream: UUID) -> int:
+        try:
+            last = self.recorder.select_events(stream, desc=True, limit=1)
+        except PersistenceError as error:
+            raise StoreError(f"Reading {self.store.display_url} failed: {error}") from error
+        return last[0].originator_version if last else 0
+
+    # ------------------------------------------------------------------ reading
+    def get_run(self, run_id: str) -> RunAggregate:
+        """Load a run from its events.
+
+        Raises:
+            RunNotFoundError: no run has this id.
+            StoreError: the store failed.
+        """
+        try:
+            aggregate = self.repository.get(run_stream_id(run_id))
+        except AggregateNotFoundError:
+            raise RunNotFoundError(run_id) from None
+        except PersistenceError as error:
+            raise StoreError(f"Reading {self.store.display_url} failed: {error}") from error
+        if not isinstance(aggregate, RunAggregate):
+            raise RunNotFoundError(run_id)
+        return aggregate
+
+    def fast_forward(self, run: RunAggregate) -> RunAggregate:
+        """Apply to ``run`` the events other writers appended since it was loaded.
+
+        Raises:
+            StoreError: the store failed.
+        """
+        try:
+            for event in self.events.get(run.id, gt=run.version):
+                event.mutate(run)  # type: ignore[attr-defined]
+        except PersistenceError as error:
+            raise StoreError(f"Reading {self.store.display_url} failed: {error}") from error
+        return run
+
+    def get_experiment(self, name: str) -> ExperimentAggregate:
+        """Load an experiment by name.
+
+        Raises:
+            LookupError: no such experiment.
+        """
+        try:
+            experiment = self.repository.get(experiment_stream_id(name))
+        except AggregateNotFoundError:
+            raise LookupError(name) from None
+        except PersistenceError as error:
+            raise StoreError(f"Reading {self.store.display_url} failed: {error}") from error
+        assert isinstance(experiment, ExperimentAggregate)
+        return experiment
+
+    def metric_events(self, run_id: str) -> Iterator[MetricsLogged]:
+        """Yield the stored metric batches of a run, in the order they were appended."""
+        try:
+            events = list(self.events.get(metric_stream_id(run_id)))
+        except PersistenceError as error:
+            raise StoreError(f"Reading {self.store.display_url} failed: {error}") from error
+        for event in events:
+            assert isinstance(event, MetricsLogged)
+            yield event
+
+    def stream_events(self, stream_id: UUID) -> list[DomainEventProtocol[Any]]:
+        """Return every event of one stream, in order."""
+        try:
+            return list(self.events.get(stream_id))
+        except PersistenceError as error:
+            raise StoreError(f"Reading {self.store.display_url} failed: {error}") from error
+
+    def max_position(self) -> int:
+        """Return the notification id of the newest event in the ledger (0 when empty)."""
+        try:
+            return self.recorder.max_notification_id() or 0
+        except PersistenceError as error:
+            raise StoreError(f"Reading {self.store.display_url} failed: {error}") from error
+
+    def read_log(self, after: int, limit: int,
+                 topics: Sequence[str] = ()) -> Sequence[Notification]:
+        """Return up to ``limit`` notifications with ids greater than ``after``, in order."""
+        try:
+            return self.recorder.select_notifications(
+                start=after, limit=limit, topics=topics, inclusive_of_start=False)
+        except PersistenceError as error:
+            raise StoreError(f"Reading {self.store.display_url} failed: {error}") from error
+
+    def decode(self, notification: Notification) -> DomainEventProtocol[Any]:
+        """Decode a stored event or notification into its domain event."""
+        return self.mapper.to_domain_event(notification)

@@ -1,0 +1,428 @@
+"""The ``Run`` aggregate: every change to a run is one of the events defined here.
+
+A command method validates everything first and raises a typed error before it triggers any
+event, so a rejected call leaves the aggregate (and the store) untouched. Event classes carry an
+explicit ``TOPIC`` (stable across renames and moves) and may grow ``class_version`` upcasters.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+from eventsourcing.utils import register_topic
+
+from ledger.domain.errors import (
+    InvalidTransitionError,
+    PropertyImmutableError,
+    RunFinishedError,
+)
+from ledger.domain.status import TRANSITIONS, RunStatus
+from ledger.domain.values import (
+    Actor,
+    check_description,
+    check_name,
+    normalise_properties,
+    normalise_tag_keys,
+    normalise_tags,
+)
+
+
+class RunAggregate(Aggregate):
+    """The event-sourced state of one run.
+
+    Attributes (all rebuilt from events): ``run_id`` (the user-visible id string),
+    ``experiment_id``, ``experiment_name``, ``parent_run_id``, ``root_run_id``, ``name``,
+    ``display_name``, ``description``, ``run_type``, ``target``, ``status``, ``created_at``,
+    ``started_at``, ``ended_at``, ``properties``, ``tags``, ``error``, ``created_by``.
+    """
+
+    TOPIC = "runledger:Run"
+
+    class Event(Aggregate.Event):
+        TOPIC = "runledger:Run.Event"
+        actor: dict[str, Any]
+
+    class Created(Event, Aggregate.Created):
+        """A run was created (status NotStarted)."""
+
+        TOPIC = "runledger:Run.Created"
+        run_id: str
+        experiment_id: UUID
+        experiment_name: str
+        parent_run_id: str | None
+        root_run_id: str
+        name: str
+        display_name: str | None
+        description: str | None
+        run_type: str
+        target: str
+
+        def apply(self, aggregate: Any) -> None:
+            run: RunAggregate = aggregate
+            run.run_id = self.run_id
+            run.experiment_id = self.experiment_id
+            run.experiment_name = self.experiment_name
+            run.parent_run_id = self.parent_run_id
+            run.root_run_id = self.root_run_id
+            run.name = self.name
+            run.display_name = self.display_name
+            run.description = self.description
+            run.run_type = self.run_type
+            run.target = self.target
+            run.status = RunStatus.NOT_STARTED
+            run.created_at = self.timestamp
+            run.started_at = None
+            run.ended_at = None
+            run.properties = {}
+            run.tags = {}
+            run.error = None
+            run.created_by = dict(self.actor)
+
+    class StatusChanged(Event):
+        """The run moved to a non-terminal status (Running, Queued, Finalizing...)."""
+
+        TOPIC = "runledger:Run.StatusChanged"
+        status: str
+
+        def apply(self, aggregate: Any) -> None:
+            run: RunAggregate = aggregate
+            run.status = RunStatus(self.status)
+            if run.status is RunStatus.RUNNING and run.started_at is None:
+                run.started_at = self.timestamp
+
+    class Completed(Event):
+        """The run completed successfully."""
+
+        TOPIC = "runledger:Run.Completed"
+
+        def apply(self, aggregate: Any) -> None:
+            run: RunAggregate = aggregate
+            run.status = RunStatus.COMPLETED
+            run.ended_at = self.timestamp
+
+    class Failed(Event):
+        """The run failed; the error is recorded with it."""
+
+        TOPIC = "runledger:Run.Failed"
+        error_code: str
+        message: str
+        exception_type: str | None
+
+        def apply(self, aggregate: Any) -> None:
+            run: RunAggregate = aggregate
+            run.status = RunStatus.FAILED
+            run.ended_at = self.timestamp
+            run.error = {"code": self.error_code, "message": self.message}
+            if self.exception_type:
+                run.error["exceptionType"] = self.exception_type
+
+    class CancelRequested(Event):
+        """Somebody asked for the run to stop; whatever runs it must now stop it."""
+
+        TOPIC = "runledger:Run.CancelRequested"
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.status = RunStatus.CANCEL_REQUESTED
+
+    class Canceled(Event):
+        """The run was canceled (and, for a script, its process stopped)."""
+
+        TOPIC = "runledger:Run.Canceled"
+
+        def apply(self, aggregate: Any) -> None:
+            run: RunAggregate = aggregate
+            run.status = RunStatus.CANCELED
+            run.ended_at = self.timestamp
+
+    class PropertiesAdded(Event):
+        """New immutable properties were recorded (only keys the run did not have)."""
+
+        TOPIC = "runledger:Run.PropertiesAdded"
+        properties: dict[str, str | None]
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.properties.update(self.properties)
+
+    class TagsSet(Event):
+        """Tags were set or changed (a ``None`` value is a tag without a value)."""
+
+        TOPIC = "runledger:Run.TagsSet"
+        tags: dict[str, str | None]
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.tags.update(self.tags)
+
+    class TagsRemoved(Event):
+        """Tags were removed."""
+
+        TOPIC = "runledger:Run.TagsRemoved"
+        keys: list[str]
+
+        def apply(self, aggregate: Any) -> None:
+            for key in self.keys:
+                aggregate.tags.pop(key, None)
+
+    class DisplayNameChanged(Event):
+        """The run's display name was changed."""
+
+        TOPIC = "runledger:Run.DisplayNameChanged"
+        display_name: str | None
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.display_name = self.display_name
+
+    class DescriptionChanged(Event):
+        """The run's description was changed."""
+
+        TOPIC = "runledger:Run.DescriptionChanged"
+        description: str | None
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.description = self.description
+
+    if TYPE_CHECKING:  # Declared for type checkers only: a class annotation would make
+        # eventsourcing turn the aggregate into a dataclass. Created.apply sets them.
+        run_id: str
+        experiment_id: UUID
+        experiment_name: str
+        parent_run_id: str | None
+        root_run_id: str
+        name: str
+        display_name: str | None
+        description: str | None
+        run_type: str
+        target: str
+        status: RunStatus
+        created_at: datetime
+        started_at: datetime | None
+        ended_at: datetime | None
+        properties: dict[str, str | None]
+        tags: dict[str, str | None]
+        error: dict[str, str] | None
+        created_by: dict[str, Any]
+
+    # ------------------------------------------------------------------ creation
+    @classmethod
+    def create(
+        cls,
+        *,
+        aggregate_id: UUID,
+        run_id: str,
+        experiment_id: UUID,
+        experiment_name: str,
+        actor: Actor,
+        parent: RunAggregate | None = None,
+        name: str | None = None,
+        display_name: str | None = None,
+        description: str | None = None,
+        run_type: str = "experiment_run",
+        target: str = "local",
+        timestamp: datetime | None = None,
+    ) -> RunAggregate:
+        """Create a new run in status NotStarted.
+
+        Args:
+            aggregate_id: the UUID of the run's event stream (see ``ledger.domain.ids``).
+            run_id: the id users see and pass around.
+            parent: the parent run, for a child run.
+
+        Raises:
+            ValidationError: a name, display name or description is not a valid string.
+        """
+        name = check_name(name if name is not None else f"run_{run_id}", "name", run_id)
+        if display_name is not None:
+            display_name = check_name(display_name, "display_name", run_id)
+        if description is not None:
+            description = check_description(description, run_id)
+        return cls._create(
+            cls.Created,
+            id=aggregate_id,
+            timestamp=timestamp,
+            actor=actor.as_dict(),
+            run_id=run_id,
+            experiment_id=experiment_id,
+            experiment_name=experiment_name,
+            parent_run_id=parent.run_id if parent is not None else None,
+            root_run_id=parent.root_run_id if parent is not None else run_id,
+            name=name,
+            display_name=display_name,
+            description=description,
+            run_type=run_type,
+            target=target,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+    def _check_transition(self, new: RunStatus, action: str) -> None:
+        if new not in TRANSITIONS[self.status]:
+            raise InvalidTransitionError(self.run_id, self.status.value, new.value, action)
+
+    def set_status(self, status: RunStatus | str, actor: Actor) -> None:
+        """Move to a non-terminal status (use complete/fail/cancel for the terminal ones).
+
+        Raises:
+            ValueError: ``status`` is not a RunStatus.
+            InvalidTransitionError: the transition table does not allow the change.
+        """
+        new = RunStatus(status)
+        if new is self.status:
+            return
+        if new.is_terminal or new is RunStatus.CANCEL_REQUESTED:
+            raise InvalidTransitionError(
+                self.run_id, self.status.value, new.value,
+                "set_status (use complete(), fail() or cancel())",
+            )
+        self._check_transition(new, "set_status")
+        self.trigger_event(self.StatusChanged, status=new.value, actor=actor.as_dict())
+
+    def start(self, actor: Actor) -> None:
+        """Move to Running.
+
+        Raises:
+            InvalidTransitionError: the run is not in a status that may start.
+        """
+        self._check_transition(RunStatus.RUNNING, "start")
+        self.trigger_event(self.StatusChanged, status=RunStatus.RUNNING.value,
+                           actor=actor.as_dict())
+
+    def complete(self, actor: Actor) -> None:
+        """Mark the run Completed.
+
+        Raises:
+            InvalidTransitionError: the run has ended, is being canceled, or never started.
+        """
+        self._check_transition(RunStatus.COMPLETED, "complete")
+        self.trigger_event(self.Completed, actor=actor.as_dict())
+
+    def fail(self, error_code: str, message: str, exception_type: str | None,
+             actor: Actor) -> None:
+        """Mark the run Failed with an error.
+
+        Raises:
+            InvalidTransitionError: the run has already ended.
+        """
+        self._check_transition(RunStatus.FAILED, "fail")
+        self.trigger_event(self.Failed, error_code=error_code, message=message,
+                           exception_type=exception_type, actor=actor.as_dict())
+
+    def request_cancel(self, actor: Actor) -> None:
+        """Mark the run CancelRequested (whatever executes it must stop it and call cancel()).
+
+        A run that is already CancelRequested is left as it is.
+
+        Raises:
+            InvalidTransitionError: the run has already ended.
+        """
+        if self.status is RunStatus.CANCEL_REQUESTED:
+            return
+        self._check_transition(RunStatus.CANCEL_REQUESTED, "cancel")
+        self.trigger_event(self.CancelRequested, actor=actor.as_dict())
+
+    def cancel(self, actor: Actor) -> None:
+        """Mark the run Canceled.
+
+        Raises:
+            InvalidTransitionError: the run has already ended.
+        """
+        self._check_transition(RunStatus.CANCELED, "cancel")
+        self.trigger_event(self.Canceled, actor=actor.as_dict())
+
+    def check_active(self, action: str) -> None:
+        """Raise unless the run may still do ``action`` (log metrics, create children...).
+
+        Raises:
+            RunFinishedError: the run has ended or is being canceled.
+        """
+        if not self.status.is_active:
+            raise RunFinishedError(self.run_id, self.status.value, action)
+
+    # ------------------------------------------------------------------ properties and tags
+    def add_properties(self, properties: Any, actor: Actor) -> None:
+        """Record new immutable properties. Allowed on ended runs too.
+
+        Keys already recorded with the same value are skipped; if no key is new, nothing is
+        recorded.
+
+        Raises:
+            ValidationError: ``properties`` is not a dict of valid keys and values.
+            PropertyImmutableError: a key is already recorded with another value (nothing of the
+                call is recorded, not even its other keys).
+        """
+        normalised = normalise_properties(properties, self.run_id)
+        new: dict[str, str | None] = {}
+        for key, value in normalised.items():
+            if key in self.properties:
+                if self.properties[key] != value:
+                    raise PropertyImmutableError(self.run_id, key, self.properties[key], value)
+            else:
+                new[key] = value
+        if new:
+            self.trigger_event(self.PropertiesAdded, properties=new, actor=actor.as_dict())
+
+    def set_tags(self, tags: Any, actor: Actor) -> None:
+        """Set (merge) tags. Allowed on ended runs too. Unchanged tags are not recorded again.
+
+        Raises:
+            ValidationError: ``tags`` is not a dict of valid keys and values.
+        """
+        normalised = normalise_tags(tags, self.run_id)
+        changed = {k: v for k, v in normalised.items()
+                   if k not in self.tags or self.tags[k] != v}
+        if changed:
+            self.trigger_event(self.TagsSet, tags=changed, actor=actor.as_dict())
+
+    def remove_tags(self, keys: Any, actor: Actor) -> None:
+        """Remove tags by key; keys the run does not have are ignored.
+
+        Raises:
+            ValidationError: ``keys`` is not a list of valid keys.
+        """
+        present = [k for k in normalise_tag_keys(keys, self.run_id) if k in self.tags]
+        if present:
+            self.trigger_event(self.TagsRemoved, keys=present, actor=actor.as_dict())
+
+    def set_display_name(self, display_name: str | None, actor: Actor) -> None:
+        """Change the display name (``None`` clears it).
+
+        Raises:
+            ValidationError: not a valid name.
+        """
+        if display_name is not None:
+            display_name = check_name(display_name, "display_name", self.run_id)
+        if display_name != self.display_name:
+            self.trigger_event(self.DisplayNameChanged, display_name=display_name,
+                               actor=actor.as_dict())
+
+    def set_description(self, description: str | None, actor: Actor) -> None:
+        """Change the description (``None`` clears it).
+
+        Raises:
+            ValidationError: not a valid description.
+        """
+        if description is not None:
+            description = check_description(description, self.run_id)
+        if description != self.description:
+            self.trigger_event(self.DescriptionChanged, description=description,
+                               actor=actor.as_dict())
+
+
+RUN_EVENT_CLASSES: tuple[type[RunAggregate.Event], ...] = (
+    RunAggregate.Created,
+    RunAggregate.StatusChanged,
+    RunAggregate.Completed,
+    RunAggregate.Failed,
+    RunAggregate.CancelRequested,
+    RunAggregate.Canceled,
+    RunAggregate.PropertiesAdded,
+    RunAggregate.TagsSet,
+    RunAggregate.TagsRemoved,
+    RunAggregate.DisplayNameChanged,
+    RunAggregate.DescriptionChanged,
+)
+
+register_topic(RunAggregate.TOPIC, RunAggregate)
+register_topic(RunAggregate.Event.TOPIC, RunAggregate.Event)
+for _cls in RUN_EVENT_CLASSES:
+    register_topic(_cls.TOPIC, _cls)

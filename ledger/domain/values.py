@@ -1,0 +1,183 @@
+"""Value objects and the validation rules for names, keys and values.
+
+Tags and properties follow the seed SDK: non-string values are stored as ``str(value)``, ``None``
+stays ``None`` (a tag without a value).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from ledger.domain.errors import ValidationError
+
+MAX_NAME_LENGTH = 256
+MAX_KEY_LENGTH = 256
+MAX_VALUE_LENGTH = 8_000
+MAX_DESCRIPTION_LENGTH = 8_000
+
+
+@attrs.frozen
+class Actor:
+    """Who made a change: the OS user, the host and the process id.
+
+    Every event carries one, so the history of a run says who did what.
+    """
+
+    user: str
+    host: str
+    pid: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the actor as stored in events."""
+        return {"user": self.user, "host": self.host, "pid": self.pid}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Actor:
+        """Build an actor from its stored form."""
+        return cls(user=str(data.get("user", "")), host=str(data.get("host", "")),
+                   pid=int(data.get("pid", 0)))
+
+
+_actor_cache: dict[int, Actor] = {}
+
+
+def current_actor(user: str | None = None) -> Actor:
+    """Return the actor of this process (cached per process id, so it is right after fork).
+
+    Args:
+        user: overrides the OS user name (``RUNLEDGER_USER`` does the same).
+    """
+    pid = os.getpid()
+    if user is None:
+        cached = _actor_cache.get(pid)
+        if cached is not None:
+            return cached
+    try:
+        os_user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        os_user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    actor = Actor(user=user or os.environ.get("RUNLEDGER_USER") or os_user,
+                  host=socket.gethostname(), pid=pid)
+    if user is None:
+        _actor_cache.clear()
+        _actor_cache[pid] = actor
+    return actor
+
+
+def _where(run_id: str | None) -> str:
+    return f" of run {run_id!r}" if run_id else ""
+
+
+def check_name(value: Any, what: str, run_id: str | None = None) -> str:
+    """Return ``value`` if it is a valid name (a non-empty string of at most 256 characters).
+
+    Raises:
+        ValidationError: naming ``what`` and the run.
+    """
+    if not isinstance(value, str):
+        raise ValidationError(
+            f"{what}{_where(run_id)} must be a string, not {type(value).__name__}: {value!r}")
+    if not value.strip():
+        raise ValidationError(f"{what}{_where(run_id)} must not be empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise ValidationError(
+            f"{what}{_where(run_id)} is {len(value)} characters long; "
+            f"at most {MAX_NAME_LENGTH} are allowed")
+    return value
+
+
+def check_description(value: Any, run_id: str | None = None) -> str:
+    """Return ``value`` if it is a valid description (a string of at most 8,000 characters).
+
+    Raises:
+        ValidationError: naming the run.
+    """
+    if not isinstance(value, str):
+        raise ValidationError(
+            f"description{_where(run_id)} must be a string, not {type(value).__name__}")
+    if len(value) > MAX_DESCRIPTION_LENGTH:
+        raise ValidationError(
+            f"description{_where(run_id)} is {len(value)} characters long; "
+            f"at most {MAX_DESCRIPTION_LENGTH} are allowed")
+    return value
+
+
+def check_key(key: Any, what: str, run_id: str | None) -> str:
+    """Return ``key`` if it is a valid tag, property or metric key.
+
+    Raises:
+        ValidationError: naming the key and the run.
+    """
+    if not isinstance(key, str):
+        raise ValidationError(
+            f"{what} key {key!r}{_where(run_id)} must be a string, not {type(key).__name__}")
+    if not key.strip():
+        raise ValidationError(f"{what} key{_where(run_id)} must not be empty")
+    if len(key) > MAX_KEY_LENGTH:
+        raise ValidationError(
+            f"{what} key {key[:40]!r}...{_where(run_id)} is {len(key)} characters long; "
+            f"at most {MAX_KEY_LENGTH} are allowed")
+    return key
+
+
+def normalise_value(value: Any, key: str, what: str, run_id: str | None) -> str | None:
+    """Return the stored form of a tag or property value: ``None`` or a string.
+
+    Raises:
+        ValidationError: the value's text is longer than 8,000 characters.
+    """
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_VALUE_LENGTH:
+        raise ValidationError(
+            f"{what} {key!r}{_where(run_id)}: value is {len(text)} characters long; "
+            f"at most {MAX_VALUE_LENGTH} are allowed")
+    return text
+
+
+def _normalise_mapping(data: Any, what: str, run_id: str | None) -> dict[str, str | None]:
+    if not isinstance(data, Mapping):
+        raise ValidationError(
+            f"{what}s{_where(run_id)} must be given as a dict, not {type(data).__name__}: "
+            f"{data!r}")
+    return {check_key(k, what, run_id): normalise_value(v, k, what, run_id)
+            for k, v in data.items()}
+
+
+def normalise_tags(tags: Any, run_id: str | None) -> dict[str, str | None]:
+    """Validate a dict of tags and return it with values in stored form.
+
+    Raises:
+        ValidationError: not a dict, or a key or value is invalid.
+    """
+    return _normalise_mapping(tags, "tag", run_id)
+
+
+def normalise_properties(properties: Any, run_id: str | None) -> dict[str, str | None]:
+    """Validate a dict of properties and return it with values in stored form.
+
+    Raises:
+        ValidationError: not a dict, or a key or value is invalid.
+    """
+    return _normalise_mapping(properties, "property", run_id)
+
+
+def normalise_tag_keys(keys: Any, run_id: str | None) -> list[str]:
+    """Validate a list of tag keys (a single string is taken as one key).
+
+    Raises:
+        ValidationError: not an iterable of valid keys.
+    """
+    if isinstance(keys, str):
+        keys = [keys]
+    if not isinstance(keys, Iterable) or isinstance(keys, Mapping):
+        raise ValidationError(
+            f"tag keys{_where(run_id)} must be a list of strings, not {type(keys).__name__}")
+    return [check_key(k, "tag", run_id) for k in keys]

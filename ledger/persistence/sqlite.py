@@ -1,0 +1,69 @@
+"""eventsourcing's SQLite recorders, with the durability setting runledger documents.
+
+eventsourcing opens file databases in WAL mode with SQLite's default ``synchronous=FULL`` and has no
+setting for it. runledger's default is ``NORMAL``: in WAL mode every committed transaction survives
+a crash of any process (``kill -9``); only a power loss or OS crash may lose the last commits.
+``FULL`` (``?synchronous=FULL`` in the store URL, or ``RUNLEDGER_SQLITE_SYNCHRONOUS=FULL``) also
+survives power loss, at the cost of one fsync per commit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.sqlite import (
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteDatastore,
+    SQLiteFactory,
+)
+
+SYNCHRONOUS_ENV = "SQLITE_SYNCHRONOUS"
+SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+class LedgerSQLiteConnectionPool(SQLiteConnectionPool):
+    """A connection pool that sets ``PRAGMA synchronous`` on every new connection."""
+
+    def __init__(self, *, synchronous: str = "NORMAL", **kwargs: Any) -> None:
+        self.synchronous = synchronous
+        super().__init__(**kwargs)
+
+    def _create_connection(self) -> SQLiteConnection:
+        connection = super()._create_connection()
+        if not self.is_sqlite_memory_mode:
+            connection._sqlite_conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        return connection
+
+
+class LedgerSQLiteDatastore(SQLiteDatastore):
+    """An eventsourcing SQLite datastore whose pool applies the durability setting."""
+
+    def __init__(self, db_name: str, *, synchronous: str = "NORMAL", **kwargs: Any) -> None:
+        pool_keys = ("lock_timeout", "pool_size", "max_overflow", "pool_timeout", "max_age",
+                     "pre_ping")
+        pool_kwargs = {k: kwargs.pop(k) for k in pool_keys if k in kwargs}
+        super().__init__(db_name, **kwargs, **pool_kwargs)
+        self.pool.close()
+        self.pool = LedgerSQLiteConnectionPool(db_name=db_name, synchronous=synchronous,
+                                               **pool_kwargs)
+
+
+class LedgerSQLiteFactory(SQLiteFactory):
+    """eventsourcing's SQLite factory, building a :class:`LedgerSQLiteDatastore`."""
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        synchronous = (self.env.get(SYNCHRONOUS_ENV) or "NORMAL").upper()
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise OSError(f"{SYNCHRONOUS_ENV} must be one of {', '.join(SYNCHRONOUS_MODES)}, "
+                          f"not {synchronous!r}")
+        old = self.datastore
+        self.datastore = LedgerSQLiteDatastore(
+            old.pool.db_name,
+            synchronous=synchronous,
+            lock_timeout=old.pool.lock_timeout,
+            single_row_tracking=old.single_row_tracking,
+            originator_id_type=old.originator_id_type,
+        )
+        old.close()

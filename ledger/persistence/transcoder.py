@@ -1,0 +1,75 @@
+"""A msgpack transcoder for eventsourcing.
+
+msgpack has no UUID, Decimal or datetime types of its own: UUIDs and Decimals travel as ext types,
+timezone-aware datetimes as msgpack timestamps (decoded as UTC datetimes), naive datetimes as an
+ext type holding their ISO text. Tuples come back as lists. Floats keep NaN and infinities.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import msgpack
+from eventsourcing.persistence import Transcoder
+
+EXT_UUID = 1
+EXT_DECIMAL = 2
+EXT_NAIVE_DATETIME = 3
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, UUID):
+        return msgpack.ExtType(EXT_UUID, obj.bytes)
+    if isinstance(obj, datetime):
+        if obj.tzinfo is None:
+            return msgpack.ExtType(EXT_NAIVE_DATETIME, obj.isoformat().encode())
+        return msgpack.Timestamp.from_datetime(obj)
+    if isinstance(obj, Decimal):
+        return msgpack.ExtType(EXT_DECIMAL, str(obj).encode())
+    if isinstance(obj, (set, frozenset)):
+        return list(obj)
+    # numpy scalars and other number-likes: store the Python number they stand for.
+    item = getattr(obj, "item", None)
+    if callable(item):
+        return item()
+    raise TypeError(f"runledger cannot store a value of type {type(obj).__name__}: {obj!r}")
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code == EXT_UUID:
+        return UUID(bytes=data)
+    if code == EXT_DECIMAL:
+        return Decimal(data.decode())
+    if code == EXT_NAIVE_DATETIME:
+        return datetime.fromisoformat(data.decode())
+    return msgpack.ExtType(code, data)
+
+
+class MsgpackTranscoder(Transcoder):
+    """Encodes event state as msgpack bytes, and decodes it back."""
+
+    def __init__(self) -> None:
+        self._packer_options = {"default": _default, "use_bin_type": True, "datetime": False}
+
+    def encode(self, obj: Any) -> bytes:
+        """Encode ``obj`` (an event's state dict) as msgpack bytes.
+
+        Raises:
+            TypeError: a value has a type msgpack cannot carry.
+        """
+        return msgpack.packb(obj, **self._packer_options)  # type: ignore[no-any-return]
+
+    def decode(self, data: bytes) -> Any:
+        """Decode msgpack bytes written by :meth:`encode`."""
+        return msgpack.unpackb(data, raw=False, ext_hook=_ext_hook, timestamp=3,
+                               strict_map_key=False)
+
+
+def utc(dt: datetime) -> datetime:
+    """Return ``dt`` as an aware UTC datetime (naive datetimes are taken as UTC)."""
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)

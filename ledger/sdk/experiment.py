@@ -1,0 +1,104 @@
+"""``Experiment``: a named group of runs in a workspace."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from ledger.domain.values import check_name, current_actor
+from ledger.sdk.run import Run
+
+if TYPE_CHECKING:
+    from ledger.sdk.workspace import Workspace
+
+
+class Experiment:
+    """A named group of runs. Creating one that exists returns it (names are ids).
+
+    Args:
+        workspace: the workspace holding it.
+        name: its name.
+
+    Raises:
+        ValidationError: the name is not a valid name.
+    """
+
+    def __init__(self, workspace: Workspace, name: str, **kwargs: Any) -> None:
+        check_name(name, "experiment name")
+        self._workspace = workspace
+        self._name = name
+        aggregate = workspace._session.app.ensure_experiment(name, current_actor())
+        self._experiment_id: UUID = aggregate.id
+
+    @property
+    def name(self) -> str:
+        """The experiment's name."""
+        return self._name
+
+    @property
+    def workspace(self) -> Workspace:
+        """The workspace holding the experiment."""
+        return self._workspace
+
+    @property
+    def id(self) -> str:
+        """The experiment's id (derived from its name)."""
+        return str(self._experiment_id)
+
+    def __repr__(self) -> str:
+        return f"Experiment(Name: {self._name},\nWorkspace: {self._workspace.name})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Experiment) and other._experiment_id == self._experiment_id
+
+    def __hash__(self) -> int:
+        return hash(self._experiment_id)
+
+    def start_logging(self, *args: Any, display_name: str | None = None,
+                      description: str | None = None, run_id: str | None = None,
+                      tags: Mapping[str, Any] | None = None, **kwargs: Any) -> Run:
+        """Start an interactive run (Running) to log into from this process.
+
+        Use it as a context manager: leaving the block completes it (fails it on an exception,
+        cancels it on Ctrl-C).
+
+        Raises:
+            ValidationError: a bad display name, description or run id.
+        """
+        return Run._create(self, run_id=run_id, display_name=display_name,
+                           description=description, tags=tags)
+
+    def submit(self, config: Any, tags: Mapping[str, Any] | None = None, **kwargs: Any) -> Run:
+        """Submit a script (a ``ScriptRunConfig``) as a run; returns at once with the run.
+
+        Raises:
+            ValidationError: the configuration is not a ScriptRunConfig.
+        """
+        from ledger.sdk.script import submit_script
+
+        return submit_script(self, config, tags=tags, **kwargs)
+
+    def get_runs(self, type: str | None = None,  # noqa: A002 - the seed SDK's name
+                 tags: str | Mapping[str, Any] | None = None,
+                 properties: str | Mapping[str, Any] | None = None,
+                 include_children: bool = False) -> Iterator[Run]:
+        """Yield the experiment's runs, newest first (top-level runs unless
+        ``include_children``).
+
+        A ``tags``/``properties`` string means "has this key"; a dict means "every pair equals"
+        (values compared as their stored strings; ``None`` matches a tag without a value).
+
+        Raises:
+            ValidationError: a filter of the wrong type (a list, say).
+        """
+        return Run.list(self, type=type, tags=tags, properties=properties,
+                        include_children=include_children)
+
+    @staticmethod
+    def list(workspace: Workspace, experiment_name: str | None = None,
+             **kwargs: Any) -> list[Experiment]:
+        """Return the experiments of a workspace (only the named one with ``experiment_name``)."""
+        index = workspace._session.before_query()
+        return [Experiment(workspace, row.name) for row in index.experiments()
+                if experiment_name is None or row.name == experiment_name]

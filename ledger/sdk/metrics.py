@@ -1,0 +1,243 @@
+"""Metric logging: the in-process buffer ``log()`` appends to, and the shapes ``get_metrics()``
+returns.
+
+``log()`` only validates and appends to a buffer; values travel to the store many to an event
+(one ``MetricsLogged`` per run per flush), so logging costs about a microsecond a value.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ledger.domain.errors import ValidationError
+from ledger.domain.metrics import LIST, ROW, SCALAR, TABLE
+from ledger.domain.values import check_key
+
+_SCALAR_TYPES = (int, float, str, bool)
+
+
+def coerce_scalar(value: Any, name: str, run_id: str, call: str = "log") -> Any:
+    """Return ``value`` as a storable scalar: int, float (NaN and infinities too), bool or str.
+
+    numpy scalars (and 0-d arrays) become the Python number they hold.
+
+    Raises:
+        ValidationError: a list, range, generator, dict, ``None`` or other non-scalar value.
+    """
+    if isinstance(value, _SCALAR_TYPES):
+        return value
+    module = type(value).__module__
+    if module == "numpy" and getattr(value, "ndim", None) == 0:
+        return value.item()
+    if isinstance(value, (list, tuple, range, set)) or hasattr(value, "__next__") or (
+            module == "numpy"):
+        hint = " (use log_list() for a list of values)" if call == "log" else ""
+        raise ValidationError(
+            f"{call}(): metric {name!r} of run {run_id!r} takes one scalar value, not "
+            f"{type(value).__name__}{hint}")
+    if isinstance(value, Mapping):
+        hint = " (use log_row() or log_table() for columns)" if call == "log" else ""
+        raise ValidationError(
+            f"{call}(): metric {name!r} of run {run_id!r} takes one scalar value, "
+            f"not a dict{hint}")
+    raise ValidationError(
+        f"{call}(): metric {name!r} of run {run_id!r} must be a number, bool or string, "
+        f"not {type(value).__name__}: {value!r}")
+
+
+def check_step(step: Any, name: str, run_id: str) -> int | None:
+    """Return ``step`` if it is ``None`` or a non-negative integer.
+
+    Raises:
+        ValidationError: any other value.
+    """
+    if step is None:
+        return None
+    if isinstance(step, bool) or not isinstance(step, int):
+        if type(step).__module__ == "numpy" and getattr(step, "ndim", None) == 0:
+            step = step.item()
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise ValidationError(
+                f"step of metric {name!r} of run {run_id!r} must be an int, not "
+                f"{type(step).__name__}: {step!r}")
+    if step < 0:
+        raise ValidationError(
+            f"step of metric {name!r} of run {run_id!r} must not be negative: {step}")
+    return step
+
+
+class Series:
+    """The buffered values of one metric (one name and kind) since the last flush."""
+
+    __slots__ = ("description", "kind", "name", "steps", "times", "values")
+
+    def __init__(self, name: str, kind: str, description: str) -> None:
+        self.name = name
+        self.kind = kind
+        self.description = description
+        self.values: list[Any] = []
+        self.steps: list[int | None] = []
+        self.times: list[float] = []
+
+    def as_stored(self) -> list[Any]:
+        """Return the series as ``MetricsLogged.series`` stores it."""
+        return [self.name, self.kind, self.description, self.values, self.steps, self.times]
+
+
+class MetricBuffer:
+    """The metrics a run has logged and not yet flushed. Not thread-safe: the run locks.
+
+    Args:
+        run_id: for error messages.
+    """
+
+    __slots__ = ("_known", "count", "run_id", "series")
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.series: dict[tuple[str, str], Series] = {}
+        self.count = 0
+        self._known: set[tuple[str, str]] = set()
+
+    def _series(self, name: str, kind: str, description: str | None) -> Series:
+        key = (name, kind)
+        series = self.series.get(key)
+        if series is None:
+            if key not in self._known:
+                check_key(name, "metric", self.run_id)
+                if description is not None and not isinstance(description, str):
+                    raise ValidationError(
+                        f"description of metric {name!r} of run {self.run_id!r} must be a "
+                        f"string, not {type(description).__name__}")
+                self._known.add(key)
+            series = self.series[key] = Series(name, kind, description or "")
+        return series
+
+    def add_scalar(self, name: str, value: Any, description: str, step: Any) -> None:
+        """Buffer one value of ``log()`` (validated by the caller's fast path)."""
+        series = self.series.get((name, SCALAR)) or self._series(name, SCALAR, description)
+        series.values.append(value)
+        series.steps.append(step)
+        series.times.append(time.time())
+        self.count += 1
+
+    def add_list(self, name: str, values: Iterable[Any], description: str) -> None:
+        """Buffer the values of ``log_list()``.
+
+        Raises:
+            ValidationError: not an iterable of scalars (nothing is buffered then).
+        """
+        if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+            raise ValidationError(
+                f"log_list(): metric {name!r} of run {self.run_id!r} takes a list of values, "
+                f"not {type(values).__name__}")
+        checked = [coerce_scalar(v, name, self.run_id, "log_list") for v in values]
+        series = self._series(name, LIST, description)
+        now = time.time()
+        series.values.extend(checked)
+        series.steps.extend([None] * len(checked))
+        series.times.extend([now] * len(checked))
+        self.count += len(checked)
+
+    def add_row(self, name: str, row: Mapping[str, Any], description: str | None) -> None:
+        """Buffer one row of ``log_row()``.
+
+        Raises:
+            ValidationError: a column name or value is invalid (nothing is buffered then).
+        """
+        if not row:
+            raise ValidationError(
+                f"log_row(): metric {name!r} of run {self.run_id!r} needs at least one column")
+        checked = {check_key(k, "column", self.run_id):
+                   coerce_scalar(v, f"{name}.{k}", self.run_id, "log_row") for k, v in row.items()}
+        series = self._series(name, ROW, description)
+        series.values.append(checked)
+        series.steps.append(None)
+        series.times.append(time.time())
+        self.count += 1
+
+    def add_table(self, name: str, table: Any, description: str) -> None:
+        """Buffer the columns of ``log_table()``.
+
+        Raises:
+            ValidationError: not a dict of equally long lists of scalars.
+        """
+        if not isinstance(table, Mapping) or not table:
+            raise ValidationError(
+                f"log_table(): metric {name!r} of run {self.run_id!r} takes a non-empty dict "
+                f"of columns, not {type(table).__name__}")
+        columns: dict[str, list[Any]] = {}
+        for key, column in table.items():
+            check_key(key, "column", self.run_id)
+            if isinstance(column, (str, bytes, Mapping)) or not isinstance(column, Iterable):
+                raise ValidationError(
+                    f"log_table(): column {key!r} of metric {name!r} of run {self.run_id!r} "
+                    "must be a list of values")
+            columns[key] = [coerce_scalar(v, f"{name}.{key}", self.run_id, "log_table")
+                            for v in column]
+        lengths = {len(c) for c in columns.values()}
+        if len(lengths) > 1:
+            raise ValidationError(
+                f"log_table(): the columns of metric {name!r} of run {self.run_id!r} have "
+                f"different lengths: { {k: len(c) for k, c in columns.items()} }")
+        series = self._series(name, TABLE, description)
+        series.values.append(columns)
+        series.steps.append(None)
+        series.times.append(time.time())
+        self.count += max(lengths.pop(), 1)
+
+    def take(self) -> list[list[Any]]:
+        """Return the buffered series in stored form and empty the buffer."""
+        stored = [s.as_stored() for s in self.series.values() if s.values]
+        self.series = {}
+        self.count = 0
+        return stored
+
+
+def shape_metrics(batches: Iterable[list[list[Any]]], name: str | None = None) -> dict[str, Any]:
+    """Fold stored metric series into the seed SDK's ``get_metrics()`` shapes.
+
+    A scalar logged once is the value, several times a list in log order; ``log_list`` gives a
+    list; ``log_row`` once gives ``{col: value}``, several times ``{col: [values]}``;
+    ``log_table`` gives ``{col: [values]}`` (several tables are concatenated).
+
+    Args:
+        batches: the ``series`` of each ``MetricsLogged`` event, in log order.
+        name: only this metric.
+    """
+    scalars: dict[str, list[Any]] = {}
+    kinds: dict[str, str] = {}
+    rows: dict[str, list[Mapping[str, Any]]] = {}
+    for series_list in batches:
+        for metric_name, kind, _description, values, _steps, _times in series_list:
+            if name is not None and metric_name != name:
+                continue
+            kinds.setdefault(metric_name, kind)
+            if kind in (SCALAR, LIST):
+                scalars.setdefault(metric_name, []).extend(values)
+            else:
+                rows.setdefault(metric_name, []).extend(values)
+    result: dict[str, Any] = {}
+    for metric_name, kind in kinds.items():
+        if kind == SCALAR and metric_name in scalars:
+            values = scalars[metric_name]
+            result[metric_name] = values[0] if len(values) == 1 else values
+        elif kind == LIST:
+            result[metric_name] = scalars.get(metric_name, [])
+        else:
+            entries = rows.get(metric_name, [])
+            if kind == ROW and len(entries) == 1:
+                result[metric_name] = dict(entries[0])
+                continue
+            columns: dict[str, list[Any]] = {}
+            for entry in entries:
+                for column, value in entry.items():
+                    if kind == TABLE:
+                        columns.setdefault(column, []).extend(value)
+                    else:
+                        columns.setdefault(column, []).append(value)
+            result[metric_name] = columns
+    return result
+

@@ -1,0 +1,224 @@
+"""One open ledger in this process: its application, its query index and its background flusher.
+
+Every ``Workspace`` on the same store URL in a process shares one ``LedgerSession``.
+
+Write path. A run created in this process is *unpublished* until its first flush point: its
+commands (start, tags, properties, child creation...) are validated and applied to its aggregate at
+once, and its events are appended in one transaction, together with those of every other
+unpublished run of the session (group commit), at the next flush point: ``flush()``,
+``complete()``/``fail()``/``cancel()``, a query through the session (read-your-writes), the
+background flusher (every ``flush_interval`` seconds), or interpreter exit. Once published, each
+command on a run appends its events when it is called. Metric values are buffered the same way,
+many to an event. Nobody else can know an unpublished run, so publishing never conflicts.
+
+Locks. Each run has its own lock; the session has a publish lock and a leaf lock for its lists. A
+thread holding a run's lock never takes the publish lock or another run's lock; publishing takes
+the publish lock, then the locks of the runs it publishes in creation order. So no deadlock.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from ledger.application import LedgerApplication
+from ledger.domain.errors import StoreError
+from ledger.persistence.store import StoreConfig
+
+if TYPE_CHECKING:
+    from projections.index import RunIndex
+
+    from ledger.sdk.run import Run
+
+logger = logging.getLogger("runledger")
+
+DEFAULT_FLUSH_INTERVAL = 1.0
+
+
+class LedgerSession:
+    """The process-wide state of one open ledger.
+
+    Args:
+        store: where the ledger is.
+        flush_interval: seconds between background flushes (``RUNLEDGER_FLUSH_INTERVAL``).
+    """
+
+    def __init__(self, store: StoreConfig, flush_interval: float | None = None) -> None:
+        self.store = store
+        self.pid = os.getpid()
+        self.app = LedgerApplication(store)
+        self._index: RunIndex | None = None
+        self._index_lock = threading.Lock()
+        self._publish_lock = threading.RLock()
+        self._list_lock = threading.Lock()
+        self._unpublished: list[Run] = []
+        self._unflushed_metrics: dict[int, Run] = {}
+        self.last_flush_error: BaseException | None = None
+        interval = flush_interval if flush_interval is not None else float(
+            os.environ.get("RUNLEDGER_FLUSH_INTERVAL", DEFAULT_FLUSH_INTERVAL))
+        self.flush_interval = interval
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_loop, name="runledger-flusher",
+                                         daemon=True)
+        self._flusher.start()
+        _live_sessions.add(self)
+
+    # ------------------------------------------------------------------ the query index
+    @property
+    def index(self) -> RunIndex:
+        """The query index, created on first use."""
+        if self._index is None:
+            with self._index_lock:
+                if self._index is None:
+                    from projections.index import RunIndex
+
+                    self._index = RunIndex(self.app)
+        return self._index
+
+    def before_query(self) -> RunIndex:
+        """Make every write of this process visible to queries, then catch the index up.
+
+        Returns:
+            The caught-up index.
+        """
+        self.flush_all()
+        index = self.index
+        index.catch_up()
+        return index
+
+    # ------------------------------------------------------------------ pending writes
+    def add_unpublished(self, run: Run) -> None:
+        """Remember a run created here whose events are not yet appended."""
+        with self._list_lock:
+            self._unpublished.append(run)
+
+    def add_unflushed_metrics(self, run: Run) -> None:
+        """Remember a run that has buffered metric values."""
+        with self._list_lock:
+            self._unflushed_metrics[id(run)] = run
+
+    def publish(self) -> int:
+        """Append the events of every unpublished run in one transaction.
+
+        Must not be called while holding a run's lock.
+
+        Returns:
+            The position of the write (0 if nothing was pending).
+
+        Raises:
+            StoreError: the store failed (the runs stay unpublished, nothing is lost).
+        """
+        with self._publish_lock:
+            with self._list_lock:
+                runs = self._unpublished
+                self._unpublished = []
+            if not runs:
+                return 0
+            locks = [run._lock for run in runs]
+            for lock in locks:
+                lock.acquire()
+            try:
+                aggregates = [run._agg for run in runs if run._agg is not None]
+                try:
+                    position = self.app.save_all(*aggregates)
+                except Exception:
+                    with self._list_lock:
+                        self._unpublished[:0] = runs
+                    raise
+                for run in runs:
+                    run._published = True
+                return position
+            finally:
+                for lock in reversed(locks):
+                    lock.release()
+
+    def flush_metrics(self) -> None:
+        """Append the buffered metrics of every run of this session."""
+        with self._list_lock:
+            runs = list(self._unflushed_metrics.values())
+            self._unflushed_metrics.clear()
+        for run in runs:
+            run._flush_metrics()
+
+    def flush_all(self) -> None:
+        """Publish every unpublished run and append every buffered metric value.
+
+        Raises:
+            StoreError: the store failed.
+        """
+        if self._unpublished:
+            self.publish()
+        if self._unflushed_metrics:
+            self.flush_metrics()
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self.flush_interval):
+            try:
+                self.flush_all()
+                self.last_flush_error = None
+            except Exception as error:  # keep flushing later; the data stays buffered
+                self.last_flush_error = error
+                logger.warning("runledger: background flush to %s failed: %s",
+                               self.store.display_url, error)
+
+    def close(self) -> None:
+        """Flush everything, stop the background flusher and close the store."""
+        self._stop.set()
+        try:
+            self.flush_all()
+        finally:
+            if self._index is not None:
+                self._index.close()
+            self.app.close()
+            _live_sessions.discard(self)
+
+
+_live_sessions: weakref.WeakSet[LedgerSession] = weakref.WeakSet()
+_sessions: dict[tuple[int, str], LedgerSession] = {}
+_sessions_lock = threading.Lock()
+
+
+def open_session(store: StoreConfig) -> LedgerSession:
+    """Return this process's session for a store, opening it on first use.
+
+    ``memory://`` stores are never shared: each call opens a new, empty ledger.
+
+    Raises:
+        StoreError: the store cannot be opened.
+    """
+    if store.kind == "memory":
+        return LedgerSession(store)
+    key = (os.getpid(), store.url)
+    with _sessions_lock:
+        session = _sessions.get(key)
+        if session is None:
+            # After a fork, the parent's sessions (their threads and connections) are unusable.
+            for stale in [k for k in _sessions if k[0] != key[0]]:
+                del _sessions[stale]
+            session = _sessions[key] = LedgerSession(store)
+        return session
+
+
+def _flush_at_exit() -> None:
+    for session in list(_live_sessions):
+        if session.pid != os.getpid():
+            continue
+        try:
+            session.flush_all()
+        except Exception as error:  # nothing to raise to at exit; say what was lost
+            logger.error("runledger: could not flush to %s at exit: %s",
+                         session.store.display_url, error)
+
+
+atexit.register(_flush_at_exit)
+
+
+def describe_error(error: BaseException) -> Any:
+    """Return the message of a store error for users."""
+    if isinstance(error, StoreError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"

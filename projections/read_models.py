@@ -1,0 +1,70 @@
+"""Read models: the rows the query indexes answer with. Frozen ``attrs`` classes.
+
+They are built by the projections in this package from the ledger's events and never written by
+anything else, so each can be dropped and rebuilt from the log.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen
+class RunRow:
+    """One run as the run index knows it.
+
+    ``number`` is the run's 1-based position among its experiment's runs, in the order their
+    creation was recorded in the log (so a rebuild gives every run the same number).
+    ``properties`` and ``tags`` are complete copies (a tag without a value maps to ``None``).
+    """
+
+    run_id: str
+    experiment_name: str
+    parent_run_id: str | None
+    root_run_id: str
+    status: str
+    run_type: str
+    target: str
+    name: str
+    display_name: str | None
+    description: str | None
+    number: int
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    created_by: str
+    error_code: str | None
+    error_message: str | None
+    properties: dict[str, str | None] = attrs.field(factory=dict)
+    tags: dict[str, str | None] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class MetricSummaryRow:
+    """A summary of one metric of one run: how many values, the last, min, max and last step.
+
+    ``minimum``/``maximum`` consider numeric scalar values only (``None`` when there are none);
+    ``last`` is the last value logged whatever its type.
+    """
+
+    run_id: str
+    name: str
+    kind: str
+    count: int
+    last: Any
+    minimum: float | None
+    maximum: float | None
+    last_step: int | None
+
+
+@attrs.frozen
+class ExperimentRow:
+    """An experiment and how many runs (top-level and children) it holds."""
+
+    name: str
+    created_at: datetime
+    run_count: int
+    created_by: str
