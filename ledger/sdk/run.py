@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ledger.sdk.workspace import Workspace
 
 DEFAULT_METRIC_BATCH = 10_000
+SCRIPT_RUN_TYPE = "azureml.scriptrun"  # the seed SDK's type of submitted script runs
 _FAST_SCALARS = (float, int)
 
 # Statuses wait_for_completion() keeps waiting through.
@@ -396,7 +397,21 @@ class Run:
         Raises:
             InvalidTransitionError: the run has already ended.
         """
+        if self.type == SCRIPT_RUN_TYPE:
+            from ledger.sdk.script import cancel_script_run
+
+            cancel_script_run(self)
+            return
         self._end(lambda agg, actor: agg.cancel(actor))
+
+    def request_cancel(self) -> None:
+        """Mark the run CancelRequested: whatever executes it must stop it, then cancel it.
+
+        Raises:
+            InvalidTransitionError: the run has already ended.
+        """
+        self.flush()
+        self._command(lambda agg, actor: agg.request_cancel(actor))
 
     def _end(self, command: Any) -> None:
         """Apply a command that ends the run, after everything buffered; durable on return.
