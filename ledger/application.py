@@ -165,7 +165,7 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
                 version = self._metric_versions.get(run_id)
                 if version is None:
                     version = self._last_version(stream)
-                event = MetricsLogged(
+                event = MetricsLogged(  # type: ignore[call-arg]
                     originator_id=stream,
                     originator_version=version + 1,
                     timestamp=MetricsLogged.create_timestamp(),
@@ -199,7 +199,7 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
             StoreError: the store failed.
         """
         try:
-            aggregate = self.repository.get(run_stream_id(run_id))
+            aggregate: Any = self.repository.get(run_stream_id(run_id))
         except AggregateNotFoundError:
             raise RunNotFoundError(run_id) from None
         except PersistenceError as error:
@@ -228,7 +228,7 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
             LookupError: no such experiment.
         """
         try:
-            experiment = self.repository.get(experiment_stream_id(name))
+            experiment: Any = self.repository.get(experiment_stream_id(name))
         except AggregateNotFoundError:
             raise LookupError(name) from None
         except PersistenceError as error:

@@ -77,9 +77,10 @@ class Experiment:
         """
         from ledger.sdk.script import submit_script
 
-        return submit_script(self, config, tags=tags, **kwargs)
+        run: Run = submit_script(self, config, tags=tags, **kwargs)
+        return run
 
-    def get_runs(self, type: str | None = None,  # noqa: A002 - the seed SDK's name
+    def get_runs(self, type: str | None = None,
                  tags: str | Mapping[str, Any] | None = None,
                  properties: str | Mapping[str, Any] | None = None,
                  include_children: bool = False) -> Iterator[Run]:

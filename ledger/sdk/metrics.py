@@ -57,7 +57,7 @@ def check_step(step: Any, name: str, run_id: str) -> int | None:
         return None
     if isinstance(step, bool) or not isinstance(step, int):
         if type(step).__module__ == "numpy" and getattr(step, "ndim", None) == 0:
-            step = step.item()
+            step = step.item()  # type: ignore[union-attr]
         if isinstance(step, bool) or not isinstance(step, int):
             raise ValidationError(
                 f"step of metric {name!r} of run {run_id!r} must be an int, not "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import sys
 import threading
 import time
@@ -13,7 +14,6 @@ import attrs
 
 from ledger.domain.errors import (
     InvalidTransitionError,
-    RunFinishedError,
     RunNotFoundError,
     ValidationError,
 )
@@ -25,11 +25,10 @@ from ledger.domain.values import Actor, check_name, current_actor
 from ledger.sdk.metrics import MetricBuffer, check_step, coerce_scalar, shape_metrics
 
 if TYPE_CHECKING:
-    from projections.read_models import RunRow
-
     from ledger.sdk.experiment import Experiment
     from ledger.sdk.session import LedgerSession
     from ledger.sdk.workspace import Workspace
+    from projections.read_models import RunRow
 
 DEFAULT_METRIC_BATCH = 10_000
 SCRIPT_RUN_TYPE = "azureml.scriptrun"  # the seed SDK's type of submitted script runs
@@ -176,7 +175,7 @@ class Run:
         return cls._from_aggregate(experiment, aggregate, published=True)
 
     @classmethod
-    def list(cls, experiment: Experiment, type: str | None = None,  # noqa: A002 - seed's name
+    def list(cls, experiment: Experiment, type: str | None = None,
              tags: str | Mapping[str, Any] | None = None,
              properties: str | Mapping[str, Any] | None = None,
              status: str | None = None, include_children: bool = False,
@@ -208,7 +207,8 @@ class Run:
         """
         from ledger.sdk.script import context_run
 
-        return context_run(allow_offline=allow_offline)
+        run: Run = context_run(allow_offline=allow_offline)
+        return run
 
     def _aggregate(self) -> RunAggregate:
         agg = self._agg
@@ -280,7 +280,8 @@ class Run:
         row = index.get(self._run_id)
         if row is None:
             raise RunNotFoundError(self._run_id)
-        return row.number
+        number: int = row.number
+        return number
 
     @property
     def parent(self) -> Run | None:
@@ -537,7 +538,7 @@ class Run:
             raise RunFailedError(self._run_id, details.get("error", {}))
         return details
 
-    def get_history(self, include_metrics: bool = True) -> list[HistoryEntry]:
+    def get_history(self, include_metrics: bool = True) -> builtins.list[HistoryEntry]:
         """Return every recorded change of the run, oldest first: the audit trail.
 
         Args:
@@ -683,7 +684,7 @@ class Run:
         return Run._create(self._experiment, parent=self, run_id=run_id, name=name)
 
     def create_children(self, count: int | None = None, tag_key: str | None = None,
-                        tag_values: Iterable[Any] | None = None) -> list[Run]:
+                        tag_values: Iterable[Any] | None = None) -> builtins.list[Run]:
         """Create many child runs at once, in one atomic write; returns them Running.
 
         Give ``count`` (each child is tagged ``azureml.batch_child_number`` = "0", "1"...) or
@@ -731,7 +732,7 @@ class Run:
     def get_children(self, recursive: bool = False,
                      tags: str | Mapping[str, Any] | None = None,
                      properties: str | Mapping[str, Any] | None = None,
-                     type: str | None = None,  # noqa: A002 - the seed SDK's name
+                     type: str | None = None,
                      status: str | None = None, _rehydrate_runs: bool = True) -> Iterator[Run]:
         """Yield the run's children (all descendants with ``recursive``), newest first.
 
@@ -756,19 +757,19 @@ class Run:
         from ledger.sdk.script import submit_script
 
         self._aggregate().check_active("submit a child run")
-        return submit_script(self._experiment, config, tags=tags, parent=self, **kwargs)
+        child: Run = submit_script(self._experiment, config, tags=tags, parent=self, **kwargs)
+        return child
 
     # ------------------------------------------------------------------ context manager
     def __enter__(self) -> Run:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+    def __exit__(self, exc_type: builtins.type[BaseException] | None, exc: BaseException | None,
                  tb: Any) -> None:
         status = RunStatus(self.get_status())
         if status.is_terminal:
             return
-        if exc_type is None or (issubclass(exc_type, SystemExit) and exc is not None
-                                and exc.code in (0, None)):
+        if exc_type is None or (isinstance(exc, SystemExit) and exc.code in (0, None)):
             if status is RunStatus.CANCEL_REQUESTED:
                 self.cancel()
             else:

@@ -23,10 +23,9 @@ import logging
 import os
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ledger.application import LedgerApplication
-from ledger.domain.errors import StoreError
 from ledger.persistence.store import StoreConfig
 
 if TYPE_CHECKING:
@@ -216,9 +215,3 @@ def _flush_at_exit() -> None:
 
 atexit.register(_flush_at_exit)
 
-
-def describe_error(error: BaseException) -> Any:
-    """Return the message of a store error for users."""
-    if isinstance(error, StoreError):
-        return str(error)
-    return f"{type(error).__name__}: {error}"
