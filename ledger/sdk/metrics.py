@@ -93,11 +93,13 @@ class MetricBuffer:
         run_id: for error messages.
     """
 
-    __slots__ = ("_known", "count", "run_id", "series")
+    __slots__ = ("_known", "count", "run_id", "scalars", "series")
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         self.series: dict[tuple[str, str], Series] = {}
+        # The scalar series by name alone: the key log()'s hot path looks up.
+        self.scalars: dict[str, Series] = {}
         self.count = 0
         self._known: set[tuple[str, str]] = set()
 
@@ -115,13 +117,16 @@ class MetricBuffer:
             series = self.series[key] = Series(name, kind, description or "")
         return series
 
-    def add_scalar(self, name: str, value: Any, description: str, step: Any) -> None:
-        """Buffer one value of ``log()`` (validated by the caller's fast path)."""
-        series = self.series.get((name, SCALAR)) or self._series(name, SCALAR, description)
-        series.values.append(value)
-        series.steps.append(step)
-        series.times.append(time.time())
-        self.count += 1
+    def scalar_series(self, name: str, description: str) -> Series:
+        """Return the buffered series ``log(name, ...)`` appends to, creating it if needed.
+
+        Raises:
+            ValidationError: the name or description is invalid.
+        """
+        series = self.scalars.get(name)
+        if series is None:
+            series = self.scalars[name] = self._series(name, SCALAR, description)
+        return series
 
     def add_list(self, name: str, values: Iterable[Any], description: str) -> None:
         """Buffer the values of ``log_list()``.
@@ -192,6 +197,7 @@ class MetricBuffer:
         """Return the buffered series in stored form and empty the buffer."""
         stored = [s.as_stored() for s in self.series.values() if s.values]
         self.series = {}
+        self.scalars = {}
         self.count = 0
         return stored
 

@@ -18,7 +18,7 @@ from ledger.domain.errors import (
     ValidationError,
 )
 from ledger.domain.ids import new_run_id, run_stream_id
-from ledger.domain.metrics import MetricsLogged
+from ledger.domain.metrics import SCALAR, MetricsLogged
 from ledger.domain.run import RunAggregate
 from ledger.domain.status import RunStatus
 from ledger.domain.values import Actor, check_name, current_actor
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 DEFAULT_METRIC_BATCH = 10_000
 SCRIPT_RUN_TYPE = "azureml.scriptrun"  # the seed SDK's type of submitted script runs
 _FAST_SCALARS = (float, int)
+_RUNNING = RunStatus.RUNNING
+_now = time.time
 
 # Statuses wait_for_completion() keeps waiting through.
 _WAIT_STATUSES = frozenset({
@@ -573,10 +575,15 @@ class Run:
             step = check_step(step, name, self._run_id)
         with self._lock:
             agg = self._agg
-            if agg is None or not agg.status.is_active:
+            if agg is None or agg.status is not _RUNNING:
                 self._aggregate().check_active("log metrics")
-            self._metrics.add_scalar(name, value, description, step)
-            count = self._metrics.count
+            buffer = self._metrics
+            series = buffer.scalars.get(name) or buffer.scalar_series(name, description)
+            series.values.append(value)
+            series.steps.append(step)
+            series.times.append(_now())
+            buffer.count += 1
+            count = buffer.count
         if count == 1:
             self._session.add_unflushed_metrics(self)
         elif count >= self._metric_batch:
@@ -632,6 +639,7 @@ class Run:
                 return self._session.app.append_metrics(self._run_id, stored, current_actor())
             except BaseException:
                 self._metrics.series = series  # keep the values for the next flush
+                self._metrics.scalars = {k[0]: v for k, v in series.items() if k[1] == SCALAR}
                 self._metrics.count = sum(len(s.values) for s in series.values())
                 self._session.add_unflushed_metrics(self)
                 raise
