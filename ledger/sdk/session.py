@@ -61,8 +61,10 @@ class LedgerSession:
             os.environ.get("RUNLEDGER_FLUSH_INTERVAL", DEFAULT_FLUSH_INTERVAL))
         self.flush_interval = interval
         self._stop = threading.Event()
-        self._flusher = threading.Thread(target=self._flush_loop, name="runledger-flusher",
-                                         daemon=True)
+        # The thread holds the session weakly, so an unused session (a memory:// ledger of a
+        # test, say) is collected and its thread ends.
+        self._flusher = threading.Thread(target=_flush_loop, args=(weakref.ref(self),),
+                                         name="runledger-flusher", daemon=True)
         self._flusher.start()
         _live_sessions.add(self)
 
@@ -154,15 +156,15 @@ class LedgerSession:
         if self._unflushed_metrics:
             self.flush_metrics()
 
-    def _flush_loop(self) -> None:
-        while not self._stop.wait(self.flush_interval):
-            try:
-                self.flush_all()
-                self.last_flush_error = None
-            except Exception as error:  # keep flushing later; the data stays buffered
-                self.last_flush_error = error
-                logger.warning("runledger: background flush to %s failed: %s",
-                               self.store.display_url, error)
+    def flush_in_background(self) -> None:
+        """One round of the background flusher: flush, and log (not raise) a failure."""
+        try:
+            self.flush_all()
+            self.last_flush_error = None
+        except Exception as error:  # keep flushing later; the data stays buffered
+            self.last_flush_error = error
+            logger.warning("runledger: background flush to %s failed: %s",
+                           self.store.display_url, error)
 
     def close(self) -> None:
         """Flush everything, stop the background flusher and close the store."""
@@ -174,6 +176,20 @@ class LedgerSession:
                 self._index.close()
             self.app.close()
             _live_sessions.discard(self)
+
+
+def _flush_loop(session_ref: weakref.ref[LedgerSession]) -> None:
+    session = session_ref()
+    if session is None:
+        return
+    stop, interval = session._stop, session.flush_interval
+    del session
+    while not stop.wait(interval):
+        session = session_ref()
+        if session is None:
+            return
+        session.flush_in_background()
+        del session
 
 
 _live_sessions: weakref.WeakSet[LedgerSession] = weakref.WeakSet()

@@ -31,7 +31,8 @@ class Workspace:
         subscription_id: ignored.
         resource_group: ignored.
         workspace_name: the workspace's name (for display).
-        store: the store URL (default: ``RUNLEDGER_STORE``, then configuration, then embedded).
+        store: the store URL, or a parsed ``StoreConfig`` (default: ``RUNLEDGER_STORE``, then
+            configuration, then embedded).
 
     Raises:
         StoreConfigError: the store URL is not understood.
@@ -39,10 +40,12 @@ class Workspace:
     """
 
     def __init__(self, subscription_id: str | None = None, resource_group: str | None = None,
-                 workspace_name: str | None = None, *, store: str | None = None,
+                 workspace_name: str | None = None, *, store: str | StoreConfig | None = None,
                  name: str | None = None, **kwargs: Any) -> None:
         config: StoreConfig
-        if store is not None:
+        if isinstance(store, StoreConfig):
+            config, default_name = store, "default"
+        elif store is not None:
             config = parse_store_url(store)
             default_name = "default"
         else:
@@ -67,8 +70,7 @@ class Workspace:
             StoreError: the store cannot be opened.
         """
         loaded = load_config(path)
-        return cls(workspace_name=loaded.name, store=loaded.store.url
-                   if loaded.store.kind != "sqlite" else f"sqlite:///{loaded.store.path}")
+        return cls(workspace_name=loaded.name, store=loaded.store)
 
     @classmethod
     def get(cls, name: str, **kwargs: Any) -> Workspace:
