@@ -123,10 +123,14 @@ class LedgerSession:
             for lock in locks:
                 lock.acquire()
             try:
-                aggregates = [run._agg for run in runs if run._agg is not None]
+                pending = [(run._agg, run._agg.collect_events()) for run in runs
+                           if run._agg is not None]
                 try:
-                    position = self.app.save_all(*aggregates)
-                except Exception:
+                    position = self.app.save_all(*(e for _, events in pending for e in events))
+                except BaseException:
+                    # Nothing was written: put the events back, to be appended next time.
+                    for aggregate, events in pending:
+                        aggregate.pending_events[:0] = events
                     with self._list_lock:
                         self._unpublished[:0] = runs
                     raise
