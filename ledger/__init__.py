@@ -21,6 +21,7 @@ from ledger.domain.errors import (
 from ledger.domain.status import RunStatus
 from ledger.sdk.experiment import Experiment
 from ledger.sdk.run import HistoryEntry, Run
+from ledger.sdk.script import ScriptRunConfig
 from ledger.sdk.workspace import Workspace
 
 VERSION = "0.1.0"
@@ -40,6 +41,7 @@ __all__ = [
     "RunFinishedError",
     "RunNotFoundError",
     "RunStatus",
+    "ScriptRunConfig",
     "StoreConfigError",
     "StoreError",
     "ValidationError",

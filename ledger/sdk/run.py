@@ -53,6 +53,28 @@ def iso_utc(moment: datetime | None) -> str | None:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+class _LogFollower:
+    """Prints what a log file gained since the last look (for ``show_output``)."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.offset = 0
+
+    def print_new(self) -> None:
+        if not self.path:
+            return
+        try:
+            with open(self.path, "rb") as file:
+                file.seek(self.offset)
+                data = file.read()
+        except OSError:
+            return
+        if data:
+            self.offset += len(data)
+            sys.stdout.write(data.decode("utf-8", errors="replace"))
+            sys.stdout.flush()
+
+
 @attrs.frozen
 class HistoryEntry:
     """One recorded change of a run: when, by whom, what kind, and what.
@@ -501,7 +523,7 @@ class Run:
             "tags": dict(agg.tags),
             "inputDatasets": [],
             "outputDatasets": [],
-            "logFiles": {},
+            "logFiles": _log_files(agg.properties),
             "submittedBy": agg.created_by.get("user"),
             "error": dict(agg.error) if agg.error else None,
         }
@@ -527,10 +549,16 @@ class Run:
         waiting = set(_WAIT_STATUSES)
         if wait_post_processing:
             waiting |= _POST_PROCESSING_STATUSES
+        log = _LogFollower(self.get_properties().get("runledger.log_file")) if show_output \
+            else None
         delay = 0.02
         while RunStatus(self.get_status()) in waiting:
+            if log is not None:
+                log.print_new()
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
+        if log is not None:
+            log.print_new()
         details = self.get_details()
         if show_output:
             print("\nExecution Summary\n=================")
@@ -790,6 +818,16 @@ class Run:
                 self.fail(exc)
             except InvalidTransitionError:
                 print(f"runledger: could not mark run {self._run_id} Failed", file=sys.stderr)
+
+
+# The properties a submitted script's supervisor records its log files under, and the names the
+# seed SDK gives those logs in get_details()["logFiles"].
+_LOG_PROPERTIES = (("runledger.control_log_file", "azureml-logs/60_control_log.txt"),
+                   ("runledger.log_file", "azureml-logs/70_driver_log.txt"))
+
+
+def _log_files(properties: Mapping[str, str | None]) -> dict[str, str]:
+    return {name: str(properties[key]) for key, name in _LOG_PROPERTIES if properties.get(key)}
 
 
 def _metric_batch_size() -> int:
