@@ -21,7 +21,15 @@ from ledger.domain.ids import new_run_id, run_stream_id
 from ledger.domain.metrics import SCALAR, MetricsLogged
 from ledger.domain.run import RunAggregate
 from ledger.domain.status import RunStatus
-from ledger.domain.values import Actor, check_name, current_actor
+from ledger.domain.values import (
+    Actor,
+    check_description,
+    check_name,
+    current_actor,
+    normalise_properties,
+    normalise_tag_keys,
+    normalise_tags,
+)
 from ledger.sdk.metrics import MetricBuffer, check_step, coerce_scalar, shape_metrics
 
 if TYPE_CHECKING:
@@ -42,6 +50,13 @@ _WAIT_STATUSES = frozenset({
     RunStatus.RUNNING, RunStatus.NOT_RESPONDING,
 })
 _POST_PROCESSING_STATUSES = frozenset({RunStatus.FINALIZING, RunStatus.CANCEL_REQUESTED})
+
+
+class _Unset:
+    """The type of ``UNSET``: an argument that was not given (``None`` means "clear it")."""
+
+
+UNSET = _Unset()
 
 
 def iso_utc(moment: datetime | None) -> str | None:
@@ -493,6 +508,45 @@ class Run:
             ValidationError: not a list of string keys.
         """
         self._command(lambda agg, actor: agg.remove_tags(tags, actor))
+
+    def update(self, *, tags: Mapping[str, Any] | None = None,
+               remove_tags: Iterable[str] | None = None,
+               properties: Mapping[str, Any] | None = None,
+               display_name: str | _Unset | None = UNSET,
+               description: str | _Unset | None = UNSET) -> None:
+        """Apply several changes at once, atomically: every change is checked first, and then
+        all are recorded in one write, or none.
+
+        Raises:
+            ValidationError: a bad key, value or name, or a tag both set and removed.
+            PropertyImmutableError: a property would change value (nothing is recorded).
+        """
+        removing = normalise_tag_keys(remove_tags, self._run_id) if remove_tags else []
+        setting = normalise_tags(tags, self._run_id) if tags else {}
+        both = sorted(set(setting) & set(removing))
+        if both:
+            raise ValidationError(
+                f"update() of run {self._run_id!r}: tag {both[0]!r} is both set and removed")
+        if properties:
+            normalise_properties(properties, self._run_id)
+        if isinstance(display_name, str):
+            check_name(display_name, "display_name", self._run_id)
+        if isinstance(description, str):
+            check_description(description, self._run_id)
+
+        def command(agg: RunAggregate, actor: Actor) -> None:
+            if properties:  # the only change that can still be refused: first
+                agg.add_properties(properties, actor)
+            if setting:
+                agg.set_tags(setting, actor)
+            if removing:
+                agg.remove_tags(removing, actor)
+            if not isinstance(display_name, _Unset):
+                agg.set_display_name(display_name, actor)
+            if not isinstance(description, _Unset):
+                agg.set_description(description, actor)
+
+        self._command(command)
 
     def get_tags(self) -> dict[str, str | None]:
         """Return a copy of the run's tags."""

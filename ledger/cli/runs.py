@@ -1,0 +1,115 @@
+"""``runledger run list|show|history|metrics``: reading runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ledger.cli import access
+from ledger.cli.options import (
+    KeyValue,
+    common_options,
+    experiment_option,
+    run_option,
+    state,
+)
+from ledger.cli.output import emit
+from ledger.domain.status import RunStatus
+
+STATUSES = [status.value for status in RunStatus]
+
+
+def show_result(data: Any) -> None:
+    """Print a command's result with the invocation's ``-o`` and ``--query``."""
+    options = state()
+    emit(data, options.output_format, options.query)
+
+
+@click.command("list")
+@experiment_option(help="Experiment whose runs to list (default: the runs of every experiment).")
+@click.option("--parent-run-id", metavar="RUN_ID",
+              help="List the children of this run instead (every descendant with "
+                   "--include-children).")
+@click.option("--last", type=click.IntRange(min=0), default=0, metavar="N",
+              help="Only the N newest runs, counted before --query filters them. Default: 0, "
+                   "every run (the Azure CLI's default is 10).")
+@click.option("--status", type=click.Choice(STATUSES, case_sensitive=False), metavar="STATUS",
+              help=f"Only runs with this status: {', '.join(STATUSES)}.")
+@click.option("--tags", "tags", multiple=True, type=KeyValue(), metavar="KEY[=VALUE]",
+              help="Only runs with this tag: KEY=VALUE (equal value) or KEY (any value). "
+                   "Repeatable; every one must match.")
+@click.option("--properties", "properties", multiple=True, type=KeyValue(),
+              metavar="KEY[=VALUE]",
+              help="Only runs with this property: KEY=VALUE or KEY. Repeatable.")
+@click.option("--include-children", is_flag=True,
+              help="Also list child runs (by default only top-level runs, or only the direct "
+                   "children with --parent-run-id).")
+@click.option("--minimal", is_flag=True,
+              help="Give each run's id, experiment, number, status, parent and times only.")
+@click.argument("query_argument", metavar="[QUERY]", required=False)
+@common_options
+def list_runs(experiment_name: str | None, parent_run_id: str | None, last: int,
+              status: str | None, tags: tuple[tuple[str, str | None], ...],
+              properties: tuple[tuple[str, str | None], ...], include_children: bool,
+              minimal: bool, query_argument: str | None) -> None:
+    """List runs, newest first, as run details (the keys of `run show`).
+
+    QUERY is a JMESPath expression, as with --query (the seed document writes it without
+    --query), for example:
+
+        runledger run list -e experiment "[?properties.author=='azureml-user']"
+    """
+    options = state()
+    if query_argument is not None:
+        if options.query is not None:
+            raise click.UsageError("Give the JMESPath query once: as QUERY or with --query.")
+        options.query = query_argument
+    workspace = access.open_workspace()
+    canonical_status = next((s for s in STATUSES if status and s.lower() == status.lower()),
+                            None)
+    runs = access.list_runs(workspace, experiment_name=experiment_name,
+                            parent_run_id=parent_run_id, include_children=include_children,
+                            status=canonical_status, tags=list(tags),
+                            properties=list(properties), last=last or None)
+    show_result([access.minimal(r) for r in runs] if minimal else runs)
+
+
+@click.command("show")
+@run_option()
+@experiment_option(help="Experiment of the run (checked, if given).")
+@common_options
+def show_run(run_id: str, experiment_name: str | None) -> None:
+    """Show a run's details (`Run.get_details()`, plus its number).
+
+        runledger run show -r RUN_ID
+    """
+    run = access.get_run(access.open_workspace(), run_id, experiment_name)
+    show_result(access.run_details(run))
+
+
+@click.command("history")
+@run_option()
+@experiment_option(help="Experiment of the run (checked, if given).")
+@click.option("--metrics/--no-metrics", "include_metrics", default=True,
+              help="List the metric batches too (default) or not.")
+@common_options
+def run_history(run_id: str, experiment_name: str | None, include_metrics: bool) -> None:
+    """Show a run's audit trail: every recorded change, oldest first, with who made it."""
+    run = access.get_run(access.open_workspace(), run_id, experiment_name)
+    show_result([entry.as_dict() for entry in run.get_history(include_metrics=include_metrics)])
+
+
+@click.command("metrics")
+@run_option()
+@experiment_option(help="Experiment of the run (checked, if given).")
+@click.option("--name", "-n", metavar="NAME", help="Only this metric.")
+@click.option("--recursive", is_flag=True,
+              help="Also the metrics of every descendant run, by run id.")
+@common_options
+def run_metrics(run_id: str, experiment_name: str | None, name: str | None,
+                recursive: bool) -> None:
+    """Show a run's metrics (`Run.get_metrics()`): a value logged once is the value, several
+    times a list; rows and tables are {column: values}."""
+    run = access.get_run(access.open_workspace(), run_id, experiment_name)
+    show_result(run.get_metrics(name=name, recursive=recursive))
