@@ -7,7 +7,11 @@ CLI or the projections, which all build on it.
 
 from __future__ import annotations
 
+import contextlib
+import random
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
@@ -17,6 +21,7 @@ from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import (
     IntegrityError,
     Notification,
+    OperationalError,
     PersistenceError,
     Transcoder,
 )
@@ -32,8 +37,21 @@ from ledger.persistence.transcoder import MsgpackTranscoder
 
 T = TypeVar("T")
 
-# How often a command is re-applied after another writer changed the same run first.
-MAX_COMMAND_ATTEMPTS = 20
+# How often a command is re-applied after another writer changed the same run first, and the
+# bounds of the random pause before each new attempt (full jitter, doubling from the first bound
+# to the second). Measured on PostgreSQL, 31 processes tagging one run 10 times each while
+# writing runs of their own: at most 47 attempts, 16-34 s in all; without pauses, writers
+# collided in step and gave up after 20.
+MAX_COMMAND_ATTEMPTS = 100
+RETRY_PAUSE = (0.002, 0.5)
+# How often opening a store is tried while other processes hold it locked (creating tables).
+OPEN_ATTEMPTS = 20
+
+
+def retry_pause(attempt: int) -> None:
+    """Sleep a random time before attempt ``attempt + 2`` of a conflicting write (full jitter)."""
+    low, high = RETRY_PAUSE
+    time.sleep(random.uniform(0, min(high, low * 2 ** attempt)))
 
 
 class LedgerApplication(Application):  # type: ignore[type-arg]
@@ -54,12 +72,25 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         env.setdefault("CREATE_TABLE", "y")
         if store.path is not None:
             store.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            super().__init__(env=env)
-        except PersistenceError as error:
-            raise StoreError(f"Cannot open the store {store.display_url}: {error}") from error
-        except OSError as error:
-            raise StoreError(f"Cannot open the store {store.display_url}: {error}") from error
+        # Several processes opening a fresh store at once may find it locked while another
+        # creates its tables: SQLite's switch to WAL mode raises sqlite3's own "database is
+        # locked" (eventsourcing does not translate it). Opening is retried, then translated.
+        for attempt in range(OPEN_ATTEMPTS):
+            try:
+                super().__init__(env=env)
+                break
+            except (PersistenceError, sqlite3.Error, OSError) as error:
+                factory = getattr(self, "factory", None)
+                if factory is not None:
+                    with contextlib.suppress(Exception):
+                        factory.close()
+                text = str(error).lower()
+                transient = isinstance(error, (OperationalError, sqlite3.OperationalError)) and (
+                    "locked" in text or "busy" in text or "concurrently" in text)
+                if not transient or attempt == OPEN_ATTEMPTS - 1:
+                    raise StoreError(
+                        f"Cannot open the store {store.display_url}: {error}") from error
+                retry_pause(attempt)
         self._metric_versions: dict[str, int] = {}
         self._metric_lock = threading.Lock()
 
@@ -124,14 +155,17 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
             StoreError: the store failed.
             Whatever ``command`` raises (nothing is written then).
         """
-        aggregate = run if run is not None else self.get_run(run_id)
-        for _attempt in range(MAX_COMMAND_ATTEMPTS):
+        # A caller's copy may be stale: catch it up first, so that a command judged a no-op
+        # (a tag set to the value it had) is judged against what is stored now.
+        aggregate = self.fast_forward(run) if run is not None else self.get_run(run_id)
+        for attempt in range(MAX_COMMAND_ATTEMPTS):
             result = command(aggregate)
             if not aggregate.pending_events:
                 return aggregate, result, 0
             try:
                 position = self.save_all(aggregate)
             except IntegrityError:
+                retry_pause(attempt)
                 aggregate = self.get_run(run_id)
                 continue
             return aggregate, result, position
@@ -172,7 +206,7 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         """
         stream = metric_stream_id(run_id)
         actor_data = actor.as_dict()
-        for _attempt in range(MAX_COMMAND_ATTEMPTS):
+        for attempt in range(MAX_COMMAND_ATTEMPTS):
             with self._metric_lock:
                 version = self._metric_versions.get(run_id)
                 if version is None:
@@ -189,9 +223,10 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
                     position = self.save_all(event)
                 except IntegrityError:
                     self._metric_versions.pop(run_id, None)
-                    continue
-                self._metric_versions[run_id] = version + 1
-                return position
+                else:
+                    self._metric_versions[run_id] = version + 1
+                    return position
+            retry_pause(attempt)  # outside the lock: other runs' appends go on meanwhile
         raise ConcurrencyError(f"Could not append metrics to run {run_id!r}: gave up after "
                                f"{MAX_COMMAND_ATTEMPTS} attempts")
 

@@ -16,6 +16,7 @@ variable, a configuration file (``ledger.config``), else the embedded default.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import uuid
 from pathlib import Path
@@ -125,8 +126,12 @@ def parse_store_url(url: str, relative_to: Path | None = None) -> StoreConfig:
         dbname = unquote(parts.path.lstrip("/"))
         if not dbname:
             raise StoreConfigError(f"PostgreSQL URL {url!r} names no database")
+        if importlib.util.find_spec("psycopg") is None:
+            raise StoreConfigError(
+                f"PostgreSQL store {url!r} needs the postgres extra: "
+                "pip install 'runledger[postgres]'")
         env = {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": "ledger.persistence.postgres:LedgerPostgresFactory",
             "POSTGRES_DBNAME": dbname,
             "POSTGRES_HOST": parts.hostname or "127.0.0.1",
             "POSTGRES_PORT": str(parts.port or 5432),

@@ -1,0 +1,345 @@
+"""Export and import of a whole ledger: its event log as a msgpack stream.
+
+An export is a file of consecutive msgpack objects:
+
+1. a header map: ``{"format": "runledger-export", "version": 1, "source": <store URL, password
+   masked>, "application": "runledger", "transcoder": "msgpack", "last_position": <the source's
+   last notification id>, "exported_at": <ISO-8601 UTC>}``;
+2. one array per stored event, in log order:
+   ``[notification_id, originator_id, originator_version, topic, state]`` -- ``originator_id`` is
+   the stream's UUID as 16 bytes (or a string for a text id), ``state`` the stored bytes exactly
+   as the source holds them (msgpack-encoded event state);
+3. a trailer map: ``{"end": true, "events": <count>, "last_position": ...}``, which tells a
+   complete file from a truncated one.
+
+Both directions stream: memory stays bounded by one page of events (``PAGE_SIZE``), whatever the
+size of the ledger. Importing appends the events into another store (SQLite, PostgreSQL or an
+in-memory ledger) in their log order, in batches of ``BATCH_SIZE`` per transaction, and skips
+every event whose ``(originator_id, originator_version)`` the target already holds: importing the
+same file twice adds nothing, and importing a newer export of the same ledger adds only what is
+new. An event the target holds with *different* content (the two ledgers diverged on that
+stream) is not overwritten: it is counted in ``ImportSummary.conflicts`` and the rest of that
+stream is skipped. Notification ids are the target's own (an import appends at the end of its
+log); the projections catch up on the next query.
+
+For the CLI (``runledger export FILE`` / ``runledger import FILE``)::
+
+    summary = export_ledger(app, path, progress=lambda done, total: bar.update(done, total))
+    summary = import_ledger(app, path, progress=...)
+
+``progress(done, total)`` is called after each page or batch with positions in the *source*
+log: ``done`` is the notification id reached, ``total`` the source's last one (ids may have gaps,
+so they are positions, not event counts; ``done == total`` at the end).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+from uuid import UUID
+
+import attrs
+import msgpack
+from eventsourcing.persistence import IntegrityError, PersistenceError, StoredEvent
+
+from ledger.domain.errors import LedgerError, StoreError
+
+if TYPE_CHECKING:
+    from ledger.application import LedgerApplication
+
+FORMAT = "runledger-export"
+FORMAT_VERSION = 1
+PAGE_SIZE = 1000
+BATCH_SIZE = 500
+MAX_BATCH_ATTEMPTS = 20
+
+#: ``progress(done, total)``: positions in the source log (see the module docstring).
+Progress = Callable[[int, int], None]
+FileArg = str | os.PathLike[str] | IO[bytes]
+
+
+class TransferError(LedgerError, ValueError):
+    """The file is not a runledger export, is of a newer format, or is truncated or damaged."""
+
+
+@attrs.frozen
+class ExportSummary:
+    """What an export wrote.
+
+    Attributes:
+        events: how many events.
+        last_position: the source's last notification id covered.
+        source: the source store (password masked).
+    """
+
+    events: int
+    last_position: int
+    source: str
+
+
+@attrs.frozen
+class ImportSummary:
+    """What an import did.
+
+    Attributes:
+        events: events read from the file.
+        added: events appended to the target.
+        skipped: events the target already held, identical.
+        conflicts: events the target holds with different content, and later events of the
+            same streams (none of them appended).
+        conflicting_streams: the ids of the streams that diverged (at most 100 listed).
+        source: the source store named in the file's header.
+    """
+
+    events: int
+    added: int
+    skipped: int
+    conflicts: int
+    conflicting_streams: tuple[str, ...]
+    source: str
+
+
+@contextlib.contextmanager
+def _store_errors(app: LedgerApplication, what: str) -> Iterator[None]:
+    try:
+        yield
+    except PersistenceError as error:
+        raise StoreError(f"{what} {app.store.display_url} failed: {error}") from error
+
+
+def _pack_id(originator_id: UUID | str) -> bytes | str:
+    return originator_id.bytes if isinstance(originator_id, UUID) else str(originator_id)
+
+
+def _unpack_id(value: Any) -> UUID | str:
+    if isinstance(value, bytes) and len(value) == 16:
+        return UUID(bytes=value)
+    if isinstance(value, str):
+        return value
+    raise TransferError(f"Not a stream id in the export: {value!r}")
+
+
+# ---------------------------------------------------------------------- export
+def export_ledger(app: LedgerApplication, file: FileArg,
+                  progress: Progress | None = None) -> ExportSummary:
+    """Write the whole event log of ``app`` to ``file`` as a msgpack stream.
+
+    Events appended while the export runs are left out: the export is the log up to its last
+    notification id when the export began (a consistent prefix, since ids commit in order). A
+    path is written to a temporary file beside it, renamed into place when complete.
+
+    Args:
+        app: the ledger to export.
+        file: a path, or a binary file object open for writing.
+        progress: called with (position reached, last position) after each page.
+
+    Returns:
+        What was written.
+
+    Raises:
+        StoreError: reading the ledger failed.
+        OSError: writing the file failed.
+    """
+    if isinstance(file, (str, os.PathLike)):
+        path = Path(file)
+        partial = path.with_name(path.name + ".partial")
+        try:
+            with open(partial, "wb") as handle:
+                summary = export_ledger(app, handle, progress)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(partial, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
+        return summary
+    packer = msgpack.Packer(use_bin_type=True)
+    last = app.max_position()
+    source = app.store.display_url
+    file.write(packer.pack({
+        "format": FORMAT, "version": FORMAT_VERSION, "source": source,
+        "application": app.name, "transcoder": "msgpack", "last_position": last,
+        "exported_at": datetime.now(timezone.utc).isoformat(),
+    }))
+    if progress is not None:
+        progress(0, last)
+    count = 0
+    position = 0
+    while position < last:
+        with _store_errors(app, "Reading"):
+            page = app.recorder.select_notifications(
+                start=position, limit=PAGE_SIZE, stop=last, inclusive_of_start=False)
+        if not page:
+            break
+        for n in page:
+            file.write(packer.pack([n.id, _pack_id(n.originator_id), n.originator_version,
+                                    n.topic, n.state]))
+        count += len(page)
+        position = page[-1].id
+        if progress is not None:
+            progress(position, last)
+    file.write(packer.pack({"end": True, "events": count, "last_position": last}))
+    if progress is not None and position < last:
+        progress(last, last)
+    return ExportSummary(events=count, last_position=last, source=source)
+
+
+# ---------------------------------------------------------------------- import
+@attrs.define
+class _Importer:
+    app: LedgerApplication
+    added: int = 0
+    skipped: int = 0
+    conflicts: int = 0
+    diverged: set[UUID | str] = attrs.field(factory=set)
+
+    def batch(self, records: Sequence[tuple[UUID | str, int, str, bytes]]) -> None:
+        """Append the events of ``records`` the target lacks, in order, in one transaction;
+        again from the start if another writer appended to one of the streams meanwhile."""
+        for attempt in range(MAX_BATCH_ATTEMPTS):
+            inserts, skipped, conflicts, diverged = self._plan(records)
+            try:
+                with _store_errors(self.app, "Writing to"):
+                    if inserts:
+                        self.app.recorder.insert_events(inserts)
+            except IntegrityError:
+                if attempt == MAX_BATCH_ATTEMPTS - 1:
+                    raise StoreError(
+                        f"Importing into {self.app.store.display_url}: other writers kept "
+                        "appending to the same streams") from None
+                continue
+            self.added += len(inserts)
+            self.skipped += skipped
+            self.conflicts += conflicts
+            self.diverged |= diverged
+            return
+
+    def _plan(self, records: Sequence[tuple[UUID | str, int, str, bytes]]) -> tuple[
+            list[StoredEvent], int, int, set[UUID | str]]:
+        ranges: dict[UUID | str, tuple[int, int]] = {}
+        for stream, version, _topic, _state in records:
+            low, high = ranges.get(stream, (version, version))
+            ranges[stream] = (min(low, version), max(high, version))
+        held: dict[UUID | str, dict[int, tuple[str, bytes]]] = {}
+        with _store_errors(self.app, "Reading"):
+            for stream, (low, high) in ranges.items():
+                if stream in self.diverged:
+                    continue
+                held[stream] = {e.originator_version: (e.topic, bytes(e.state))
+                                for e in self.app.recorder.select_events(
+                                    stream, gt=low - 1, lte=high)}
+        inserts: list[StoredEvent] = []
+        skipped = conflicts = 0
+        diverged: set[UUID | str] = set()
+        for stream, version, topic, state in records:
+            if stream in self.diverged or stream in diverged:
+                conflicts += 1
+                continue
+            existing = held[stream].get(version)
+            if existing is None:
+                inserts.append(StoredEvent(originator_id=stream, originator_version=version,
+                                           topic=topic, state=state))
+            elif existing == (topic, state):
+                skipped += 1
+            else:
+                conflicts += 1
+                diverged.add(stream)
+        return inserts, skipped, conflicts, diverged
+
+
+def _header(obj: Any) -> dict[str, Any]:
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise TransferError("Not a runledger export (no runledger-export header)")
+    version = obj.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise TransferError(
+            f"This export has format version {version!r}; this runledger reads version "
+            f"{FORMAT_VERSION} at most: upgrade runledger to import it")
+    return obj
+
+
+def import_ledger(app: LedgerApplication, file: FileArg, progress: Progress | None = None, *,
+                  batch_size: int = BATCH_SIZE) -> ImportSummary:
+    """Append the events of an export into the ledger of ``app``, skipping those it holds.
+
+    Args:
+        app: the target ledger (any store).
+        file: a path, or a binary file object open for reading.
+        progress: called with (source position reached, source's last position) after each
+            batch.
+        batch_size: events per transaction.
+
+    Returns:
+        What was added, skipped and found in conflict.
+
+    Raises:
+        TransferError: not an export, a newer format, or a damaged or truncated file (the events
+            before the damage are imported: a consistent prefix; import the complete file
+            again to finish).
+        StoreError: the target store failed.
+        OSError: reading the file failed.
+    """
+    if isinstance(file, (str, os.PathLike)):
+        with open(file, "rb") as handle:
+            return import_ledger(app, handle, progress, batch_size=batch_size)
+    unpacker = msgpack.Unpacker(file, raw=False, strict_map_key=False,
+                                max_buffer_size=256 * 1024 * 1024)
+    try:
+        header = _header(next(unpacker))
+    except StopIteration:
+        raise TransferError("Not a runledger export (the file is empty)") from None
+    except (ValueError, msgpack.UnpackException) as error:
+        raise TransferError(f"Not a runledger export ({error})") from error
+    last = int(header.get("last_position") or 0)
+    importer = _Importer(app)
+    records: list[tuple[UUID | str, int, str, bytes]] = []
+    read = position = 0
+    trailer: dict[str, Any] | None = None
+    if progress is not None:
+        progress(0, last)
+
+    def flush() -> None:
+        importer.batch(records)
+        records.clear()
+        if progress is not None:
+            progress(position, last)
+
+    try:
+        for item in unpacker:
+            if isinstance(item, dict):
+                trailer = item
+                break
+            try:
+                notification_id, stream, version, topic, state = item
+                records.append((_unpack_id(stream), int(version), str(topic), bytes(state)))
+            except (TypeError, ValueError) as error:
+                raise TransferError(f"Damaged event record after position {position}: "
+                                    f"{error}") from error
+            read += 1
+            position = int(notification_id)
+            if len(records) >= batch_size:
+                flush()
+    except (ValueError, msgpack.UnpackException) as error:
+        if records:
+            flush()
+        raise TransferError(f"The export is damaged after position {position} ({error}); "
+                            f"the {read} events before it were imported") from error
+    if records:
+        flush()
+    if trailer is None or not trailer.get("end"):
+        raise TransferError(f"The export is truncated after position {position}: the {read} "
+                            "events before it were imported; import the complete file again")
+    if trailer.get("events") != read:
+        raise TransferError(f"The export's trailer counts {trailer.get('events')} events, but "
+                            f"{read} were read")
+    if progress is not None and position < last:
+        progress(last, last)
+    return ImportSummary(
+        events=read, added=importer.added, skipped=importer.skipped,
+        conflicts=importer.conflicts,
+        conflicting_streams=tuple(sorted(str(s) for s in importer.diverged))[:100],
+        source=str(header.get("source", "")))

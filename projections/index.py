@@ -1,0 +1,543 @@
+"""``RunIndex``: the queries across runs, answered from the read models, never by replaying events.
+
+The SDK calls :meth:`RunIndex.catch_up` (with the position its last write returned, for
+read-your-writes) and then queries. Queries are generators reading pages of rows in creation order,
+newest first; each page is one indexed query plus one query for its properties and one for its
+tags, in one read transaction.
+
+How a filtered query stays proportional to its matches: tag and property rows carry their run's
+experiment and creation position, indexed as ``(experiment, key, value, seq)`` and
+``(experiment, key, seq)``; the most selective filter (found by counting at most
+:data:`PROBE_LIMIT` index entries of each) drives the query in index order, and the other filters
+are checked by primary-key lookups. Without an experiment or a parent, a filtered query walks all
+runs newest first (the SDK always names one or the other).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from eventsourcing.persistence import PersistenceError
+
+from ledger.application import LedgerApplication
+from ledger.domain.errors import StoreError, ValidationError
+from ledger.domain.ids import run_stream_id
+from projections.dialect import DbCursor
+from projections.metrics import decode_last
+from projections.projection import Projection, from_micros, micros_to_datetime
+from projections.projector import Projector
+from projections.read_models import ExperimentRow, MetricSummaryRow, RunRow
+from projections.registry import PROJECTIONS
+
+# Rows per page of a query (and per IN (...) list); the first page is smaller, so that the first
+# run comes back quickly however many match.
+QUERY_PAGE = 500
+FIRST_PAGE = 100
+# Events per transaction when rebuilding.
+REBUILD_PAGE = 1000
+# How many index entries a filter's selectivity probe counts at most.
+PROBE_LIMIT = 1000
+
+_RUN_SELECT = (
+    "r.run_id, r.experiment, r.parent_run_id, r.root_run_id, r.status, r.run_type, r.target, "
+    "r.name, r.display_name, r.description, r.number, r.created_at, r.started_at, r.ended_at, "
+    "r.created_by, r.error_code, r.error_message, r.seq"
+)
+_DESCENDANTS = (
+    "WITH RECURSIVE d(run_id, seq) AS ("
+    "SELECT run_id, seq FROM {p}rl_runs WHERE parent_run_id = ? "
+    "UNION SELECT r.run_id, r.seq FROM {p}rl_runs r JOIN d ON r.parent_run_id = d.run_id) "
+    "SELECT run_id, seq FROM d ORDER BY seq DESC"
+)
+_METRICS = ("SELECT run_id, name, kind, count, last, minimum, maximum, last_step "
+            "FROM {p}rl_metrics WHERE run_id = ? ORDER BY name")
+_EXPERIMENTS = "SELECT name, created_at, run_count, created_by FROM {p}rl_experiments"
+
+# A filter on tags or properties: (table kind, key, has a value to compare, the value).
+_Filter = tuple[str, str, bool, "str | None"]
+
+
+def parse_filter(value: Any, what: str) -> list[_Filter]:
+    """Validate a ``tags=``/``properties=`` query argument.
+
+    Args:
+        value: ``None`` (no filter), a string (the key must exist, whatever its value), or a
+            dict (every pair must be equal; values compare as the stored strings: ``str(v)``,
+            and ``None`` matches a tag stored without a value).
+        what: ``"tags"`` or ``"properties"``.
+
+    Returns:
+        The filters.
+
+    Raises:
+        ValidationError: any other type (a list, say), or a key that is not a string.
+    """
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [(what, value, False, None)]
+    if isinstance(value, Mapping):
+        filters: list[_Filter] = []
+        for key, expected in value.items():
+            if not isinstance(key, str):
+                raise ValidationError(
+                    f"{what} filter keys must be strings, not {type(key).__name__}: {key!r}")
+            filters.append((what, key, True, None if expected is None else str(expected)))
+        return filters
+    raise ValidationError(
+        f"{what} must be a string (a key that must exist) or a dict of key: value pairs that "
+        f"must all match, not {type(value).__name__}: {value!r}")
+
+
+def _text_argument(value: Any, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be a string, not {type(value).__name__}: {value!r}")
+    return str(value.value) if hasattr(value, "value") else str(value)
+
+
+@contextmanager
+def _store_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except PersistenceError as error:
+        raise StoreError(f"{what} failed: {error}") from error
+
+
+class RunIndex:
+    """Queries across the runs of a ledger, from persisted read models kept up to date from its
+    log.
+
+    Creating one creates the read-model tables if they are missing (safe when many processes
+    start at once); it does not catch up: call :meth:`catch_up` before querying.
+
+    Args:
+        app: the ledger.
+        projections: the projection classes to maintain (default: :data:`PROJECTIONS`).
+        page_size: events per catch-up transaction.
+        before_commit: test hook, see :class:`projections.projector.Projector`.
+
+    Raises:
+        StoreError: the store failed.
+    """
+
+    def __init__(self, app: LedgerApplication, *,
+                 projections: Sequence[type[Projection]] | None = None,
+                 page_size: int = 500,
+                 before_commit: Callable[[int, int], None] | None = None) -> None:
+        self.app = app
+        with _store_errors("Opening the run index"):
+            self._projector = Projector(app, list(projections or PROJECTIONS),
+                                        page_size=page_size, before_commit=before_commit)
+            self._projector.ensure_schema()
+        self._dialect = self._projector.dialect
+        self._datastore = self._projector.datastore
+        self._transcoder = app.mapper.transcoder
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ projecting
+    def catch_up(self, until: int | None = None) -> int:
+        """Apply every event committed to the log so far.
+
+        Args:
+            until: a position the caller needs applied (what a write returned); when this index
+                has already applied it, the call returns without a query.
+
+        Returns:
+            The position every read model has reached.
+
+        Raises:
+            StoreError: the store failed, or other processes kept winning every race.
+        """
+        with self._lock, _store_errors("Catching up the run index"):
+            position, _applied = self._projector.catch_up(until)
+        return position
+
+    def position(self) -> int:
+        """Return the position every read model has reached (read from the store).
+
+        Returns:
+            A notification id (0 for an empty ledger).
+
+        Raises:
+            StoreError: the store failed.
+        """
+        with _store_errors("Reading the run index position"):
+            return min(self._projector.positions().values())
+
+    def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Drop every read model, create it again and project the whole log into it.
+
+        Memory stays flat (one page of events at a time). Queries made by other processes
+        meanwhile see partial results; other projectors just help.
+
+        Args:
+            progress: called with (position reached, position to reach) after each page.
+
+        Returns:
+            How many events were applied.
+
+        Raises:
+            StoreError: the store failed.
+        """
+        with self._lock, _store_errors("Rebuilding the run index"):
+            self._projector.reset()
+            total = self.app.max_position()
+            if progress is not None:
+                progress(0, total)
+
+            def report(position: int) -> None:
+                if progress is not None:
+                    progress(position, max(total, position))
+
+            _position, applied = self._projector.catch_up(page_size=REBUILD_PAGE,
+                                                          progress=report)
+            self._projector.ensure_schema()
+        return applied
+
+    def close(self) -> None:
+        """Release nothing of the ledger's: the index uses the ledger's own connections.
+
+        The ledger (``app.close()``) closes them.
+        """
+
+    # ------------------------------------------------------------------ runs
+    def get(self, run_id: str) -> RunRow | None:
+        """Return a run, with its properties and tags.
+
+        Args:
+            run_id: the run's id.
+
+        Returns:
+            The run, or ``None`` if the index has no run with this id.
+
+        Raises:
+            StoreError: the store failed.
+        """
+        stream = run_stream_id(run_id).bytes
+        sql = self._dialect.sql
+        with _store_errors("Reading a run"), self._read() as cursor:
+            cursor.execute(sql(f"SELECT {_RUN_SELECT} FROM {{p}}rl_runs r WHERE r.stream_id = ?"),
+                           (stream,))
+            rows = [row for row in cursor.fetchall() if row[0] == run_id]
+            if not rows:
+                return None
+            return self._with_pairs(cursor, rows)[0]
+
+    def find_runs(self, *, experiment_name: str | None = None,
+                  parent_run_id: str | None = None, recursive: bool = False,
+                  run_type: str | None = None, tags: str | Mapping[str, Any] | None = None,
+                  properties: str | Mapping[str, Any] | None = None, status: str | None = None,
+                  include_children: bool = False, limit: int | None = None) -> Iterator[RunRow]:
+        """Find runs, newest first (descending creation order in the log).
+
+        Arguments are validated when this is called; rows are read a page at a time as the
+        generator is consumed, each page in its own read transaction.
+
+        Args:
+            experiment_name: only runs of this experiment.
+            parent_run_id: only children of this run (``recursive``: all its descendants, the
+                run itself excluded). ``include_children`` is then irrelevant.
+            recursive: with ``parent_run_id``, descendants at any depth.
+            run_type: only runs of this type.
+            tags: a key that must exist (str) or pairs that must all be equal (dict; values
+                compare as ``str(v)``, ``None`` matches a tag without value).
+            properties: as ``tags``, for properties.
+            status: only runs in this status.
+            include_children: with ``experiment_name`` and no parent, include child runs (by
+                default only top-level runs).
+            limit: at most this many runs.
+
+        Returns:
+            A generator of runs, with properties and tags.
+
+        Raises:
+            ValidationError: ``tags`` or ``properties`` is neither a string nor a dict, or
+                another argument has the wrong type.
+            StoreError: the store failed (when iterating).
+        """
+        filters = parse_filter(tags, "tags") + parse_filter(properties, "properties")
+        experiment_name = _text_argument(experiment_name, "experiment_name")
+        parent_run_id = _text_argument(parent_run_id, "parent_run_id")
+        run_type = _text_argument(run_type, "run_type")
+        status = _text_argument(status, "status")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
+            raise ValidationError(f"limit must be an int, not {type(limit).__name__}")
+        return self._find_runs(experiment_name, parent_run_id, recursive, run_type, filters,
+                               status, include_children, limit)
+
+    def _find_runs(self, experiment: str | None, parent: str | None, recursive: bool,
+                   run_type: str | None, filters: list[_Filter], status: str | None,
+                   include_children: bool, limit: int | None) -> Iterator[RunRow]:
+        if limit is not None and limit <= 0:
+            return
+        remaining = limit
+        # Conditions on the run row r (text, params), shared by every mode.
+        conditions: list[str] = []
+        params: list[Any] = []
+        if experiment is not None:
+            conditions.append("r.experiment = ?")
+            params.append(experiment)
+        if status is not None:
+            conditions.append("r.status = ?")
+            params.append(status)
+        if run_type is not None:
+            conditions.append("r.run_type = ?")
+            params.append(run_type)
+
+        if parent is not None and recursive:
+            for_page = self._pages_of_descendants(parent, filters, conditions, params)
+        else:
+            source = "{p}rl_runs r"
+            order = "r.seq"
+            driver: _Filter | None = None
+            driver_conditions: list[str] = []
+            driver_params: list[Any] = []
+            if parent is not None:
+                driver_conditions.append("r.parent_run_id = ?")
+                driver_params.append(parent)
+            elif experiment is not None:
+                if not include_children:
+                    conditions.append("r.parent_run_id IS NULL")
+                if filters:
+                    driver = self._choose_driver(experiment, filters)
+                    if driver is None:  # some filter matches nothing
+                        return
+                    kind, key, has_value, value = driver
+                    source = f"{{p}}rl_{kind} d CROSS JOIN {{p}}rl_runs r"
+                    order = "d.seq"
+                    driver_conditions += ["d.experiment = ?", "d.key = ?"]
+                    driver_params += [experiment, key]
+                    if has_value:
+                        driver_conditions.append("d.value IS NULL" if value is None
+                                                 else "d.value = ?")
+                        if value is not None:
+                            driver_params.append(value)
+                    driver_conditions.append("r.seq = d.seq")
+            others = [f for f in filters if f is not driver]
+            exists, exists_params = self._exists(others)
+            where = driver_conditions + conditions + exists
+            base_params = driver_params + params + exists_params
+            for_page = self._keyset_pages(source, order, where, base_params)
+
+        for rows in for_page(remaining):
+            for row in rows:
+                yield row
+                if remaining is not None:
+                    remaining -= 1
+                    if remaining <= 0:
+                        return
+
+    def _keyset_pages(self, source: str, order: str, where: list[str],
+                      params: list[Any]) -> Callable[[int | None], Iterator[list[RunRow]]]:
+        sql = self._dialect.sql
+
+        def pages(remaining: int | None) -> Iterator[list[RunRow]]:
+            last: int | None = None
+            page = min(FIRST_PAGE, QUERY_PAGE)
+            while True:
+                size = page if remaining is None else min(page, remaining)
+                page = QUERY_PAGE
+                conditions = list(where)
+                page_params = list(params)
+                if last is not None:
+                    conditions.append(f"{order} < ?")
+                    page_params.append(last)
+                text = f"SELECT {_RUN_SELECT} FROM {source}"
+                if conditions:
+                    text += " WHERE " + " AND ".join(conditions)
+                text += f" ORDER BY {order} DESC LIMIT ?"
+                page_params.append(size)
+                with _store_errors("Querying runs"), self._read() as cursor:
+                    cursor.execute(sql(text), page_params)
+                    raw = cursor.fetchall()
+                    rows = self._with_pairs(cursor, raw)
+                if rows:
+                    yield rows
+                if len(raw) < size:
+                    return
+                last = raw[-1][-1]
+                if remaining is not None:
+                    remaining -= len(rows)
+
+        return pages
+
+    def _pages_of_descendants(self, parent: str, filters: list[_Filter], conditions: list[str],
+                              params: list[Any]) -> Callable[[int | None],
+                                                             Iterator[list[RunRow]]]:
+        sql = self._dialect.sql
+        exists, exists_params = self._exists(filters)
+
+        def pages(remaining: int | None) -> Iterator[list[RunRow]]:
+            del remaining
+            seqs = [seq for _run_id, seq in self._descendants(parent)]
+            start, page = 0, min(FIRST_PAGE, QUERY_PAGE)
+            while start < len(seqs):
+                chunk = seqs[start:start + page]
+                start, page = start + page, QUERY_PAGE
+                where = [f"r.seq IN ({', '.join('?' * len(chunk))})", *conditions, *exists]
+                text = (f"SELECT {_RUN_SELECT} FROM {{p}}rl_runs r WHERE "
+                        + " AND ".join(where) + " ORDER BY r.seq DESC")
+                with _store_errors("Querying runs"), self._read() as cursor:
+                    cursor.execute(sql(text), [*chunk, *params, *exists_params])
+                    rows = self._with_pairs(cursor, cursor.fetchall())
+                if rows:
+                    yield rows
+
+        return pages
+
+    def _exists(self, filters: list[_Filter]) -> tuple[list[str], list[Any]]:
+        conditions: list[str] = []
+        params: list[Any] = []
+        for kind, key, has_value, value in filters:
+            text = f"EXISTS (SELECT 1 FROM {{p}}rl_{kind} x WHERE x.seq = r.seq AND x.key = ?"
+            params.append(key)
+            if has_value:
+                if value is None:
+                    text += " AND x.value IS NULL"
+                else:
+                    text += " AND x.value = ?"
+                    params.append(value)
+            conditions.append(text + ")")
+        return conditions, params
+
+    def _choose_driver(self, experiment: str, filters: list[_Filter]) -> _Filter | None:
+        """Return the filter with the fewest index entries (counting at most PROBE_LIMIT of
+        each), or ``None`` when one has none (the query has no result)."""
+        if len(filters) == 1:
+            return filters[0]
+        best: tuple[int, int, _Filter] | None = None
+        sql = self._dialect.sql
+        with _store_errors("Querying runs"), self._read() as cursor:
+            for order, (kind, key, has_value, value) in enumerate(filters):
+                text = f"SELECT 1 FROM {{p}}rl_{kind} WHERE experiment = ? AND key = ?"
+                probe_params: list[Any] = [experiment, key]
+                if has_value:
+                    if value is None:
+                        text += " AND value IS NULL"
+                    else:
+                        text += " AND value = ?"
+                        probe_params.append(value)
+                cursor.execute(sql(f"SELECT COUNT(*) FROM ({text} LIMIT {PROBE_LIMIT}) probe"),
+                               probe_params)
+                count = int(cursor.fetchone()[0])
+                if count == 0:
+                    return None
+                # Equal counts: prefer a filter with a value (its index gives creation order).
+                rank = (count, order if has_value else order + len(filters))
+                if best is None or rank < best[:2]:
+                    best = (*rank, filters[order])
+        assert best is not None
+        return best[2]
+
+    def descendant_ids(self, run_id: str) -> list[str]:
+        """Return the ids of every descendant of a run (children, their children...), newest
+        first, the run itself excluded.
+
+        Args:
+            run_id: the run's id.
+
+        Returns:
+            Run ids (empty for an unknown run).
+
+        Raises:
+            StoreError: the store failed.
+        """
+        return [child for child, _seq in self._descendants(run_id)]
+
+    def _descendants(self, run_id: str) -> list[tuple[str, int]]:
+        with _store_errors("Reading descendants"), self._read() as cursor:
+            cursor.execute(self._dialect.sql(_DESCENDANTS), (run_id,))
+            return [(row[0], int(row[1])) for row in cursor.fetchall()]
+
+    # ------------------------------------------------------------------ metrics, experiments
+    def metric_summaries(self, run_id: str) -> list[MetricSummaryRow]:
+        """Return the summary of each metric of a run, by name.
+
+        Args:
+            run_id: the run's id.
+
+        Returns:
+            Summaries, sorted by metric name (empty when the run logged nothing).
+
+        Raises:
+            StoreError: the store failed.
+        """
+        with _store_errors("Reading metric summaries"), self._read() as cursor:
+            cursor.execute(self._dialect.sql(_METRICS), (run_id,))
+            rows = cursor.fetchall()
+        return [MetricSummaryRow(run_id=row[0], name=row[1], kind=row[2], count=int(row[3]),
+                                 last=decode_last(self._transcoder, row[4]), minimum=row[5],
+                                 maximum=row[6], last_step=row[7])
+                for row in rows]
+
+    def experiments(self) -> list[ExperimentRow]:
+        """Return every experiment, by name.
+
+        Returns:
+            Experiments with their run counts (top-level runs and children).
+
+        Raises:
+            StoreError: the store failed.
+        """
+        with _store_errors("Reading experiments"), self._read() as cursor:
+            cursor.execute(self._dialect.sql(_EXPERIMENTS + " ORDER BY name"))
+            return [self._experiment(row) for row in cursor.fetchall()]
+
+    def experiment(self, name: str) -> ExperimentRow | None:
+        """Return one experiment.
+
+        Args:
+            name: its name.
+
+        Returns:
+            The experiment, or ``None`` if the index has none of that name.
+
+        Raises:
+            StoreError: the store failed.
+        """
+        with _store_errors("Reading an experiment"), self._read() as cursor:
+            cursor.execute(self._dialect.sql(_EXPERIMENTS + " WHERE name = ?"), (name,))
+            row = cursor.fetchone()
+        return self._experiment(row) if row is not None else None
+
+    # ------------------------------------------------------------------ helpers
+    @contextmanager
+    def _read(self) -> Iterator[DbCursor]:
+        with self._dialect.transaction(self._datastore, commit=False) as (_wrapped, cursor):
+            yield cursor
+
+    @staticmethod
+    def _experiment(row: Sequence[Any]) -> ExperimentRow:
+        return ExperimentRow(name=row[0], created_at=micros_to_datetime(row[1]),
+                             run_count=int(row[2]),
+                             created_by=row[3])
+
+    def _with_pairs(self, cursor: DbCursor, rows: Sequence[Sequence[Any]]) -> list[RunRow]:
+        """Build run rows, with the properties and tags of all of them read in one query each."""
+        if not rows:
+            return []
+        seqs = [row[-1] for row in rows]
+        marks = ", ".join("?" * len(seqs))
+        found: list[dict[int, dict[str, str | None]]] = []
+        for kind in ("properties", "tags"):
+            by_run: dict[int, dict[str, str | None]] = {}
+            cursor.execute(self._dialect.sql(
+                f"SELECT seq, key, value FROM {{p}}rl_{kind} WHERE seq IN ({marks})"), seqs)
+            for seq, key, value in cursor.fetchall():
+                pairs = by_run.get(seq)
+                if pairs is None:
+                    by_run[seq] = {key: value}
+                else:
+                    pairs[key] = value
+            found.append(by_run)
+        properties, tags = found
+        when, created = from_micros, micros_to_datetime
+        return [RunRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
+                       row[9], row[10], created(row[11]), when(row[12]), when(row[13]), row[14],
+                       row[15], row[16], properties.get(row[17], {}), tags.get(row[17], {}))
+                for row in rows]

@@ -1,0 +1,9 @@
+"""The read models the run index maintains. Adding a read model is adding its class here."""
+
+from __future__ import annotations
+
+from projections.metrics import MetricProjection
+from projections.projection import Projection
+from projections.runs import RunProjection
+
+PROJECTIONS: list[type[Projection]] = [RunProjection, MetricProjection]

@@ -1,0 +1,43 @@
+"""Fixtures of the SDK contract suite (``tests/ledger``).
+
+Every fixture builds on the shared ``store_url`` fixture (``tests/conftest.py``), so each contract
+test runs once per backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from ledger_contract import open_reader
+
+from ledger import Experiment, Workspace
+from ledger.application import LedgerApplication
+
+
+@pytest.fixture
+def ws(store_url: str) -> Workspace:
+    """A workspace on a fresh, empty store of the backend under test."""
+    return Workspace(store=store_url)
+
+
+@pytest.fixture
+def exp(ws: Workspace) -> Experiment:
+    """An experiment of the fresh workspace."""
+    return Experiment(workspace=ws, name="contract")
+
+
+@pytest.fixture
+def reader(ws: Workspace) -> Iterator[Callable[[], LedgerApplication]]:
+    """A factory of independent applications on the workspace's store (closed at teardown)."""
+    opened: list[LedgerApplication] = []
+
+    def open_one() -> LedgerApplication:
+        ws.flush()
+        app = open_reader(ws)
+        opened.append(app)
+        return app
+
+    yield open_one
+    for app in opened:
+        app.close()
