@@ -26,7 +26,12 @@ from eventsourcing.persistence import (
     Transcoder,
 )
 
-from ledger.domain.errors import ConcurrencyError, RunNotFoundError, StoreError
+from ledger.domain.errors import (
+    ConcurrencyError,
+    RunNotFoundError,
+    StoreError,
+    ValidationError,
+)
 from ledger.domain.experiment import ExperimentAggregate
 from ledger.domain.ids import experiment_stream_id, metric_stream_id, run_stream_id
 from ledger.domain.metrics import MetricsLogged
@@ -245,6 +250,9 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
             RunNotFoundError: no run has this id.
             StoreError: the store failed.
         """
+        if not isinstance(run_id, str):
+            raise ValidationError(
+                f"A run id must be a string, not {type(run_id).__name__}: {run_id!r}")
         try:
             aggregate: Any = self.repository.get(run_stream_id(run_id))
         except AggregateNotFoundError:

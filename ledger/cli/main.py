@@ -19,7 +19,7 @@ import click
 
 from ledger import VERSION
 from ledger.cli.experiments import list_experiments
-from ledger.cli.maintenance import rebuild_projections
+from ledger.cli.maintenance import export_command, import_command, rebuild_projections
 from ledger.cli.options import common_options
 from ledger.cli.run_actions import cancel_run, failure_message, update_run, wait_run
 from ledger.cli.runs import list_runs, run_history, run_metrics, show_run
@@ -79,6 +79,8 @@ for _command in (list_runs, show_run, cancel_run, update_run, run_history, run_m
     run_group.add_command(_command)
 experiment_group.add_command(list_experiments)
 projections_group.add_command(rebuild_projections)
+cli.add_command(export_command)
+cli.add_command(import_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,8 +1,12 @@
-"""``runledger projections rebuild``: maintenance of the query index."""
+"""Maintenance: ``runledger projections rebuild``, ``runledger export`` and ``import``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
+from rich.console import Console
+from rich.progress import Progress
 
 from ledger.cli import access
 from ledger.cli.options import workspace_options
@@ -19,3 +23,65 @@ def rebuild_projections() -> None:
 
     applied = rebuild_with_progress(access.raw_index(access.open_workspace()))
     click.echo(f"Projections rebuilt: {applied} events applied.")
+
+
+def _progress_bar(label: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    """A rich progress bar on standard error (nothing when it is not a terminal)."""
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        return (lambda done, total: None), (lambda: None)
+    progress = Progress(console=console, transient=True)
+    task = progress.add_task(label, total=None)
+    progress.start()
+
+    def update(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total or None)
+
+    return update, progress.stop
+
+
+@click.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, writable=True))
+@workspace_options
+def export_command(file: str) -> None:
+    """Write the whole event log to FILE (msgpack, streamed), for backup or another store.
+
+        runledger export ledger.rlx
+    """
+    from ledger.transfer import export_ledger
+
+    update, stop = _progress_bar("Exporting")
+    try:
+        summary = export_ledger(access.open_workspace()._session.app, file, progress=update)
+    finally:
+        stop()
+    click.echo(f"Exported {summary.events} events (up to position {summary.last_position}) "
+               f"from {summary.source} to {file}.")
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@workspace_options
+def import_command(file: str) -> None:
+    """Append the events of an export FILE to this ledger; events it already holds are skipped,
+    so importing twice adds nothing and a newer export adds only what is new.
+
+    Exit status 1 if the file holds events that differ from this ledger's at the same place.
+
+        runledger --store postgresql://postgres@127.0.0.1:5432/test import ledger.rlx
+    """
+    from ledger.transfer import import_ledger
+
+    workspace = access.open_workspace()
+    update, stop = _progress_bar("Importing")
+    try:
+        summary = import_ledger(workspace._session.app, file, progress=update)
+    finally:
+        stop()
+    click.echo(f"Imported from {summary.source}: {summary.events} events read, "
+               f"{summary.added} added, {summary.skipped} already present, "
+               f"{summary.conflicts} in conflict.")
+    if summary.conflicts:
+        raise click.ClickException(
+            "the ledger diverges from the export in streams: "
+            + ", ".join(summary.conflicting_streams))

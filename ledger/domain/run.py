@@ -18,6 +18,7 @@ from ledger.domain.errors import (
     InvalidTransitionError,
     PropertyImmutableError,
     RunFinishedError,
+    ValidationError,
 )
 from ledger.domain.status import TRANSITIONS, RunStatus
 from ledger.domain.values import (
@@ -266,7 +267,12 @@ class RunAggregate(Aggregate):
             ValueError: ``status`` is not a RunStatus.
             InvalidTransitionError: the transition table does not allow the change.
         """
-        new = RunStatus(status)
+        try:
+            new = RunStatus(status)
+        except ValueError:
+            raise ValidationError(
+                f"set_status of run {self.run_id!r}: {status!r} is not a run status (one of "
+                f"{', '.join(s.value for s in RunStatus)})") from None
         if new is self.status:
             return
         if new.is_terminal or new is RunStatus.CANCEL_REQUESTED:

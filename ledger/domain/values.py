@@ -74,6 +74,12 @@ def _where(run_id: str | None) -> str:
     return f" of run {run_id!r}" if run_id else ""
 
 
+def _check_no_nul(text: str, what: str, run_id: str | None) -> None:
+    # PostgreSQL's text columns cannot hold NUL: refuse it everywhere, so every backend agrees.
+    if "\x00" in text:
+        raise ValidationError(f"{what}{_where(run_id)} must not contain NUL (\\x00)")
+
+
 def check_name(value: Any, what: str, run_id: str | None = None) -> str:
     """Return ``value`` if it is a valid name (a non-empty string of at most 256 characters).
 
@@ -89,6 +95,7 @@ def check_name(value: Any, what: str, run_id: str | None = None) -> str:
         raise ValidationError(
             f"{what}{_where(run_id)} is {len(value)} characters long; "
             f"at most {MAX_NAME_LENGTH} are allowed")
+    _check_no_nul(value, what, run_id)
     return value
 
 
@@ -105,6 +112,7 @@ def check_description(value: Any, run_id: str | None = None) -> str:
         raise ValidationError(
             f"description{_where(run_id)} is {len(value)} characters long; "
             f"at most {MAX_DESCRIPTION_LENGTH} are allowed")
+    _check_no_nul(value, "description", run_id)
     return value
 
 
@@ -123,6 +131,7 @@ def check_key(key: Any, what: str, run_id: str | None) -> str:
         raise ValidationError(
             f"{what} key {key[:40]!r}...{_where(run_id)} is {len(key)} characters long; "
             f"at most {MAX_KEY_LENGTH} are allowed")
+    _check_no_nul(key, f"{what} key {key!r}", run_id)
     return key
 
 
@@ -139,6 +148,7 @@ def normalise_value(value: Any, key: str, what: str, run_id: str | None) -> str 
         raise ValidationError(
             f"{what} {key!r}{_where(run_id)}: value is {len(text)} characters long; "
             f"at most {MAX_VALUE_LENGTH} are allowed")
+    _check_no_nul(text, f"{what} {key!r}", run_id)
     return text
 
 

@@ -16,6 +16,7 @@ from ledger.domain.metrics import LIST, ROW, SCALAR, TABLE
 from ledger.domain.values import check_key
 
 _SCALAR_TYPES = (int, float, str, bool)
+MAX_INT = 2**63  # the stores keep 64-bit integers
 
 
 def coerce_scalar(value: Any, name: str, run_id: str, call: str = "log") -> Any:
@@ -27,6 +28,10 @@ def coerce_scalar(value: Any, name: str, run_id: str, call: str = "log") -> Any:
         ValidationError: a list, range, generator, dict, ``None`` or other non-scalar value.
     """
     if isinstance(value, _SCALAR_TYPES):
+        if type(value) is int and not -MAX_INT <= value < MAX_INT:
+            raise ValidationError(
+                f"{call}(): metric {name!r} of run {run_id!r}: integer {value} does not fit in "
+                "64 bits (log it as a float)")
         return value
     module = type(value).__module__
     if module == "numpy" and getattr(value, "ndim", None) == 0:
@@ -62,9 +67,9 @@ def check_step(step: Any, name: str, run_id: str) -> int | None:
             raise ValidationError(
                 f"step of metric {name!r} of run {run_id!r} must be an int, not "
                 f"{type(step).__name__}: {step!r}")
-    if step < 0:
+    if step < 0 or step >= MAX_INT:
         raise ValidationError(
-            f"step of metric {name!r} of run {run_id!r} must not be negative: {step}")
+            f"step of metric {name!r} of run {run_id!r} must be in 0..2**63-1: {step}")
     return step
 
 

@@ -30,7 +30,7 @@ from ledger.domain.values import (
     normalise_tag_keys,
     normalise_tags,
 )
-from ledger.sdk.metrics import MetricBuffer, check_step, coerce_scalar, shape_metrics
+from ledger.sdk.metrics import MAX_INT, MetricBuffer, check_step, coerce_scalar, shape_metrics
 
 if TYPE_CHECKING:
     from ledger.sdk.experiment import Experiment
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 DEFAULT_METRIC_BATCH = 10_000
 SCRIPT_RUN_TYPE = "azureml.scriptrun"  # the seed SDK's type of submitted script runs
-_FAST_SCALARS = (float, int)
 _RUNNING = RunStatus.RUNNING
 _now = time.time
 
@@ -180,6 +179,14 @@ class Run:
             run_id = new_run_id()
         else:
             check_name(run_id, "run_id")
+            if any(r._run_id == run_id for r in list(session._unpublished)):
+                raise ValidationError(f"run_id {run_id!r} is already the id of a run")
+            try:
+                session.app.get_run(run_id)
+            except RunNotFoundError:
+                pass
+            else:
+                raise ValidationError(f"run_id {run_id!r} is already the id of a run")
         parent_aggregate = parent._aggregate() if parent is not None else None
         aggregate = RunAggregate.create(
             aggregate_id=run_stream_id(run_id), run_id=run_id,
@@ -187,7 +194,7 @@ class Run:
             actor=actor, parent=parent_aggregate, name=name, display_name=display_name,
             description=description, run_type=run_type, target=target)
         if tags:
-            aggregate.set_tags(dict(tags), actor)
+            aggregate.set_tags(tags, actor)
         if status is not None:
             aggregate.set_status(status, actor)
         if start:
@@ -651,9 +658,10 @@ class Run:
             ValidationError: a list or other non-scalar value, or a bad name or step.
             RunFinishedError: the run has ended.
         """
-        if type(value) not in _FAST_SCALARS:
+        if type(value) is not float and (type(value) is not int
+                                         or not -MAX_INT <= value < MAX_INT):
             value = coerce_scalar(value, name, self._run_id)
-        if step is not None and (type(step) is not int or step < 0):
+        if step is not None and (type(step) is not int or step < 0 or step >= MAX_INT):
             step = check_step(step, name, self._run_id)
         with self._lock:
             agg = self._agg
@@ -797,7 +805,8 @@ class Run:
                 raise ValidationError(
                     f"create_children() of run {self._run_id!r}: count must be a positive int, "
                     f"not {count!r}")
-            tag_sets = [{"azureml.batch_child_number": str(i)} for i in range(count)]
+            tag_sets: builtins.list[dict[str, str | None]] = [
+                {"azureml.batch_child_number": str(i)} for i in range(count)]
         else:
             if tag_key is None:
                 raise ValidationError(
@@ -810,13 +819,17 @@ class Run:
                 raise ValidationError(
                     f"create_children() of run {self._run_id!r}: tag_values must be a list, "
                     "not a string")
-            tag_sets = [{tag_key: value} for value in tag_values]
+            # Validated up front, against this run: a bad tag refuses the whole batch.
+            tag_sets = [normalise_tags({tag_key: value}, self._run_id) for value in tag_values]
             if not tag_sets:
                 raise ValidationError(
                     f"create_children() of run {self._run_id!r}: tag_values is empty")
         self._aggregate().check_active("create child runs")
-        children = [Run._create(self._experiment, parent=self, tags=tags) for tags in tag_sets]
-        self._session.publish()
+        # The publish lock keeps the background flusher from storing part of the batch.
+        with self._session._publish_lock:
+            children = [Run._create(self._experiment, parent=self, tags=tags)
+                        for tags in tag_sets]
+            self._session.publish()
         return children
 
     def get_children(self, recursive: bool = False,

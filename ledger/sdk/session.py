@@ -29,9 +29,8 @@ from ledger.application import LedgerApplication
 from ledger.persistence.store import StoreConfig
 
 if TYPE_CHECKING:
-    from projections.index import RunIndex
-
     from ledger.sdk.run import Run
+    from projections.index import RunIndex
 
 logger = logging.getLogger("runledger")
 
@@ -53,6 +52,7 @@ class LedgerSession:
         self._index: RunIndex | None = None
         self._index_lock = threading.Lock()
         self._publish_lock = threading.RLock()
+        self._flush_lock = threading.RLock()
         self._list_lock = threading.Lock()
         self._unpublished: list[Run] = []
         self._unflushed_metrics: dict[int, Run] = {}
@@ -146,8 +146,15 @@ class LedgerSession:
         with self._list_lock:
             runs = list(self._unflushed_metrics.values())
             self._unflushed_metrics.clear()
-        for run in runs:
-            run._flush_metrics()
+        for done, run in enumerate(runs):
+            try:
+                run._flush_metrics()
+            except BaseException:
+                # The runs not reached keep their values: flush them next time.
+                with self._list_lock:
+                    for later in runs[done:]:
+                        self._unflushed_metrics[id(later)] = later
+                raise
 
     def flush_all(self) -> None:
         """Publish every unpublished run and append every buffered metric value.
@@ -155,10 +162,13 @@ class LedgerSession:
         Raises:
             StoreError: the store failed.
         """
-        if self._unpublished:
-            self.publish()
-        if self._unflushed_metrics:
-            self.flush_metrics()
+        # One flush at a time: a flush that finds nothing left to take must still wait for the
+        # one in progress, which may be writing what this caller buffered.
+        with self._flush_lock:
+            if self._unpublished:
+                self.publish()
+            if self._unflushed_metrics:
+                self.flush_metrics()
 
     def flush_in_background(self) -> None:
         """One round of the background flusher: flush, and log (not raise) a failure."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,9 +25,11 @@ def make_runner() -> CliRunner:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> str:
-    """The URL of an empty SQLite ledger in the test's folder."""
-    return f"sqlite:///{tmp_path / 'ledger.db'}"
+def store(backend: str, store_url: str) -> str:
+    """The URL of an empty ledger of the backend under test (SQLite, PostgreSQL)."""
+    if backend == "memory":
+        pytest.skip("a memory:// ledger lives in one process; CLI commands open their own")
+    return store_url
 
 
 @pytest.fixture
