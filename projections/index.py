@@ -318,6 +318,10 @@ class RunIndex:
                         if value is not None:
                             driver_params.append(value)
                     driver_conditions.append("r.seq = d.seq")
+                    # The driver's own experiment condition already selects the experiment; a
+                    # second one on r made PostgreSQL's prepared plan scan every run (176 ms
+                    # instead of 2.9 ms at 100k runs).
+                    del conditions[0], params[0]
             others = [f for f in filters if f is not driver]
             exists, exists_params = self._exists(others)
             where = driver_conditions + conditions + exists
