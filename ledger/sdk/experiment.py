@@ -31,6 +31,15 @@ class Experiment:
         aggregate = workspace._session.app.ensure_experiment(name, current_actor())
         self._experiment_id: UUID = aggregate.id
 
+    @classmethod
+    def _existing(cls, workspace: Workspace, name: str, experiment_id: UUID) -> Experiment:
+        """The experiment of a run already loaded: no need to read or create it again."""
+        experiment = cls.__new__(cls)
+        experiment._workspace = workspace
+        experiment._name = name
+        experiment._experiment_id = experiment_id
+        return experiment
+
     @property
     def name(self) -> str:
         """The experiment's name."""

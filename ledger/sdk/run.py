@@ -217,7 +217,8 @@ class Run:
         if session._unpublished:
             session.publish()
         aggregate = session.app.get_run(run_id)
-        experiment = Experiment(workspace, aggregate.experiment_name)
+        experiment = Experiment._existing(workspace, aggregate.experiment_name,
+                                          aggregate.experiment_id)
         return cls._from_aggregate(experiment, aggregate, published=True)
 
     @classmethod
