@@ -37,6 +37,7 @@ from ledger.domain.ids import experiment_stream_id, metric_stream_id, run_stream
 from ledger.domain.metrics import MetricsLogged
 from ledger.domain.run import RunAggregate
 from ledger.domain.values import Actor
+from ledger.persistence.errors import store_errors
 from ledger.persistence.store import StoreConfig
 from ledger.persistence.transcoder import MsgpackTranscoder
 
@@ -73,6 +74,7 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
 
     def __init__(self, store: StoreConfig) -> None:
         self.store = store
+        self._reading = f"Reading {store.display_url}"  # formatted once: reads are a hot path
         env = dict(store.env)
         env.setdefault("CREATE_TABLE", "y")
         if store.path is not None:
@@ -236,10 +238,8 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
                                f"{MAX_COMMAND_ATTEMPTS} attempts")
 
     def _last_version(self, stream: UUID) -> int:
-        try:
+        with store_errors(self._reading):
             last = self.recorder.select_events(stream, desc=True, limit=1)
-        except PersistenceError as error:
-            raise StoreError(f"Reading {self.store.display_url} failed: {error}") from error
         return last[0].originator_version if last else 0
 
     # ------------------------------------------------------------------ reading
@@ -253,12 +253,11 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         if not isinstance(run_id, str):
             raise ValidationError(
                 f"A run id must be a string, not {type(run_id).__name__}: {run_id!r}")
-        try:
-            aggregate: Any = self.repository.get(run_stream_id(run_id))
-        except AggregateNotFoundError:
-            raise RunNotFoundError(run_id) from None
-        except PersistenceError as error:
-            raise StoreError(f"Reading {self.store.display_url} failed: {error}") from error
+        with store_errors(self._reading):
+            try:
+                aggregate: Any = self.repository.get(run_stream_id(run_id))
+            except AggregateNotFoundError:
+                raise RunNotFoundError(run_id) from None
         if not isinstance(aggregate, RunAggregate):
             raise RunNotFoundError(run_id)
         return aggregate
@@ -269,11 +268,9 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         Raises:
             StoreError: the store failed.
         """
-        try:
+        with store_errors(self._reading):
             for event in self.events.get(run.id, gt=run.version):
                 event.mutate(run)  # type: ignore[attr-defined]
-        except PersistenceError as error:
-            raise StoreError(f"Reading {self.store.display_url} failed: {error}") from error
         return run
 
     def get_experiment(self, name: str) -> ExperimentAggregate:
@@ -282,47 +279,38 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         Raises:
             LookupError: no such experiment.
         """
-        try:
-            experiment: Any = self.repository.get(experiment_stream_id(name))
-        except AggregateNotFoundError:
-            raise LookupError(name) from None
-        except PersistenceError as error:
-            raise StoreError(f"Reading {self.store.display_url} failed: {error}") from error
+        with store_errors(self._reading):
+            try:
+                experiment: Any = self.repository.get(experiment_stream_id(name))
+            except AggregateNotFoundError:
+                raise LookupError(name) from None
         assert isinstance(experiment, ExperimentAggregate)
         return experiment
 
     def metric_events(self, run_id: str) -> Iterator[MetricsLogged]:
         """Yield the stored metric batches of a run, in the order they were appended."""
-        try:
+        with store_errors(self._reading):
             events = list(self.events.get(metric_stream_id(run_id)))
-        except PersistenceError as error:
-            raise StoreError(f"Reading {self.store.display_url} failed: {error}") from error
         for event in events:
             assert isinstance(event, MetricsLogged)
             yield event
 
     def stream_events(self, stream_id: UUID) -> list[DomainEventProtocol[Any]]:
         """Return every event of one stream, in order."""
-        try:
+        with store_errors(self._reading):
             return list(self.events.get(stream_id))
-        except PersistenceError as error:
-            raise StoreError(f"Reading {self.store.display_url} failed: {error}") from error
 
     def max_position(self) -> int:
         """Return the notification id of the newest event in the ledger (0 when empty)."""
-        try:
+        with store_errors(self._reading):
             return self.recorder.max_notification_id() or 0
-        except PersistenceError as error:
-            raise StoreError(f"Reading {self.store.display_url} failed: {error}") from error
 
     def read_log(self, after: int, limit: int,
                  topics: Sequence[str] = ()) -> Sequence[Notification]:
         """Return up to ``limit`` notifications with ids greater than ``after``, in order."""
-        try:
+        with store_errors(self._reading):
             return self.recorder.select_notifications(
                 start=after, limit=limit, topics=topics, inclusive_of_start=False)
-        except PersistenceError as error:
-            raise StoreError(f"Reading {self.store.display_url} failed: {error}") from error
 
     def decode(self, notification: Notification) -> DomainEventProtocol[Any]:
         """Decode a stored event or notification into its domain event."""

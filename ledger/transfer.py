@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -44,9 +44,10 @@ from uuid import UUID
 
 import attrs
 import msgpack
-from eventsourcing.persistence import IntegrityError, PersistenceError, StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from ledger.domain.errors import LedgerError, StoreError
+from ledger.persistence.errors import store_errors
 
 if TYPE_CHECKING:
     from ledger.application import LedgerApplication
@@ -101,14 +102,6 @@ class ImportSummary:
     conflicts: int
     conflicting_streams: tuple[str, ...]
     source: str
-
-
-@contextlib.contextmanager
-def _store_errors(app: LedgerApplication, what: str) -> Iterator[None]:
-    try:
-        yield
-    except PersistenceError as error:
-        raise StoreError(f"{what} {app.store.display_url} failed: {error}") from error
 
 
 def _pack_id(originator_id: UUID | str) -> bytes | str:
@@ -170,7 +163,7 @@ def export_ledger(app: LedgerApplication, file: FileArg,
     count = 0
     position = 0
     while position < last:
-        with _store_errors(app, "Reading"):
+        with store_errors(f"Reading {app.store.display_url}"):
             page = app.recorder.select_notifications(
                 start=position, limit=PAGE_SIZE, stop=last, inclusive_of_start=False)
         if not page:
@@ -203,7 +196,7 @@ class _Importer:
         for attempt in range(MAX_BATCH_ATTEMPTS):
             inserts, skipped, conflicts, diverged = self._plan(records)
             try:
-                with _store_errors(self.app, "Writing to"):
+                with store_errors(f"Writing to {self.app.store.display_url}"):
                     if inserts:
                         self.app.recorder.insert_events(inserts)
             except IntegrityError:
@@ -225,7 +218,7 @@ class _Importer:
             low, high = ranges.get(stream, (version, version))
             ranges[stream] = (min(low, version), max(high, version))
         held: dict[UUID | str, dict[int, tuple[str, bytes]]] = {}
-        with _store_errors(self.app, "Reading"):
+        with store_errors(f"Reading {self.app.store.display_url}"):
             for stream, (low, high) in ranges.items():
                 if stream in self.diverged:
                     continue

@@ -20,11 +20,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from eventsourcing.persistence import PersistenceError
-
 from ledger.application import LedgerApplication
-from ledger.domain.errors import StoreError, ValidationError
+from ledger.domain.errors import ValidationError
 from ledger.domain.ids import run_stream_id
+from ledger.persistence.errors import store_errors
 from projections.dialect import DbCursor
 from projections.metrics import decode_last
 from projections.projection import Projection, from_micros, micros_to_datetime
@@ -100,14 +99,6 @@ def _text_argument(value: Any, what: str) -> str | None:
     return str(value.value) if hasattr(value, "value") else str(value)
 
 
-@contextmanager
-def _store_errors(what: str) -> Iterator[None]:
-    try:
-        yield
-    except PersistenceError as error:
-        raise StoreError(f"{what} failed: {error}") from error
-
-
 class RunIndex:
     """Queries across the runs of a ledger, from persisted read models kept up to date from its
     log.
@@ -130,7 +121,7 @@ class RunIndex:
                  page_size: int = 500,
                  before_commit: Callable[[int, int], None] | None = None) -> None:
         self.app = app
-        with _store_errors("Opening the run index"):
+        with store_errors("Opening the run index"):
             self._projector = Projector(app, list(projections or PROJECTIONS),
                                         page_size=page_size, before_commit=before_commit)
             self._projector.ensure_schema()
@@ -153,7 +144,7 @@ class RunIndex:
         Raises:
             StoreError: the store failed, or other processes kept winning every race.
         """
-        with self._lock, _store_errors("Catching up the run index"):
+        with self._lock, store_errors("Catching up the run index"):
             position, _applied = self._projector.catch_up(until)
         return position
 
@@ -166,7 +157,7 @@ class RunIndex:
         Raises:
             StoreError: the store failed.
         """
-        with _store_errors("Reading the run index position"):
+        with store_errors("Reading the run index position"):
             return min(self._projector.positions().values())
 
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
@@ -184,7 +175,7 @@ class RunIndex:
         Raises:
             StoreError: the store failed.
         """
-        with self._lock, _store_errors("Rebuilding the run index"):
+        with self._lock, store_errors("Rebuilding the run index"):
             self._projector.reset()
             total = self.app.max_position()
             if progress is not None:
@@ -220,7 +211,7 @@ class RunIndex:
         """
         stream = run_stream_id(run_id).bytes
         sql = self._dialect.sql
-        with _store_errors("Reading a run"), self._read() as cursor:
+        with store_errors("Reading a run"), self._read() as cursor:
             cursor.execute(sql(f"SELECT {_RUN_SELECT} FROM {{p}}rl_runs r WHERE r.stream_id = ?"),
                            (stream,))
             rows = [row for row in cursor.fetchall() if row[0] == run_id]
@@ -356,7 +347,7 @@ class RunIndex:
                     text += " WHERE " + " AND ".join(conditions)
                 text += f" ORDER BY {order} DESC LIMIT ?"
                 page_params.append(size)
-                with _store_errors("Querying runs"), self._read() as cursor:
+                with store_errors("Querying runs"), self._read() as cursor:
                     cursor.execute(sql(text), page_params)
                     raw = cursor.fetchall()
                     rows = self._with_pairs(cursor, raw)
@@ -386,7 +377,7 @@ class RunIndex:
                 where = [f"r.seq IN ({', '.join('?' * len(chunk))})", *conditions, *exists]
                 text = (f"SELECT {_RUN_SELECT} FROM {{p}}rl_runs r WHERE "
                         + " AND ".join(where) + " ORDER BY r.seq DESC")
-                with _store_errors("Querying runs"), self._read() as cursor:
+                with store_errors("Querying runs"), self._read() as cursor:
                     cursor.execute(sql(text), [*chunk, *params, *exists_params])
                     rows = self._with_pairs(cursor, cursor.fetchall())
                 if rows:
@@ -416,7 +407,7 @@ class RunIndex:
             return filters[0]
         best: tuple[int, int, _Filter] | None = None
         sql = self._dialect.sql
-        with _store_errors("Querying runs"), self._read() as cursor:
+        with store_errors("Querying runs"), self._read() as cursor:
             for order, (kind, key, has_value, value) in enumerate(filters):
                 text = f"SELECT 1 FROM {{p}}rl_{kind} WHERE experiment = ? AND key = ?"
                 probe_params: list[Any] = [experiment, key]
@@ -454,7 +445,7 @@ class RunIndex:
         return [child for child, _seq in self._descendants(run_id)]
 
     def _descendants(self, run_id: str) -> list[tuple[str, int]]:
-        with _store_errors("Reading descendants"), self._read() as cursor:
+        with store_errors("Reading descendants"), self._read() as cursor:
             cursor.execute(self._dialect.sql(_DESCENDANTS), (run_id,))
             return [(row[0], int(row[1])) for row in cursor.fetchall()]
 
@@ -471,7 +462,7 @@ class RunIndex:
         Raises:
             StoreError: the store failed.
         """
-        with _store_errors("Reading metric summaries"), self._read() as cursor:
+        with store_errors("Reading metric summaries"), self._read() as cursor:
             cursor.execute(self._dialect.sql(_METRICS), (run_id,))
             rows = cursor.fetchall()
         return [MetricSummaryRow(run_id=row[0], name=row[1], kind=row[2], count=int(row[3]),
@@ -488,7 +479,7 @@ class RunIndex:
         Raises:
             StoreError: the store failed.
         """
-        with _store_errors("Reading experiments"), self._read() as cursor:
+        with store_errors("Reading experiments"), self._read() as cursor:
             cursor.execute(self._dialect.sql(_EXPERIMENTS + " ORDER BY name"))
             return [self._experiment(row) for row in cursor.fetchall()]
 
@@ -504,7 +495,7 @@ class RunIndex:
         Raises:
             StoreError: the store failed.
         """
-        with _store_errors("Reading an experiment"), self._read() as cursor:
+        with store_errors("Reading an experiment"), self._read() as cursor:
             cursor.execute(self._dialect.sql(_EXPERIMENTS + " WHERE name = ?"), (name,))
             row = cursor.fetchone()
         return self._experiment(row) if row is not None else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import os
 import sys
 import threading
 import time
@@ -131,9 +132,7 @@ class Run:
 
     def __init__(self, experiment: Experiment, run_id: str, outputs: Any = None,
                  **kwargs: Any) -> None:
-        session = experiment.workspace._session
-        session.before_query() if session._unpublished else None
-        aggregate = session.app.get_run(run_id)
+        aggregate = experiment.workspace._session.load_run(run_id)
         if aggregate.experiment_name != experiment.name:
             raise RunNotFoundError(f"{run_id} (in experiment {experiment.name!r})")
         self._setup(experiment, aggregate, published=True)
@@ -149,8 +148,7 @@ class Run:
         self._published = published
         self._lock = threading.RLock()
         self._metrics = MetricBuffer(self._run_id)
-        self._metric_batch = int(_metric_batch_size())
-        self._actor: Actor | None = None
+        self._metric_batch = DEFAULT_METRIC_BATCH  # read from the environment at first log
 
     @classmethod
     def _from_aggregate(cls, experiment: Experiment, aggregate: RunAggregate, *,
@@ -213,10 +211,7 @@ class Run:
         """
         from ledger.sdk.experiment import Experiment
 
-        session = workspace._session
-        if session._unpublished:
-            session.publish()
-        aggregate = session.app.get_run(run_id)
+        aggregate = workspace._session.load_run(run_id)
         experiment = Experiment._existing(workspace, aggregate.experiment_name,
                                           aggregate.experiment_id)
         return cls._from_aggregate(experiment, aggregate, published=True)
@@ -273,9 +268,6 @@ class Run:
             if self._published:
                 self._session.app.fast_forward(agg)
             return agg
-
-    def _actor_now(self) -> Actor:
-        return current_actor()
 
     # ------------------------------------------------------------------ identity
     @property
@@ -336,9 +328,7 @@ class Run:
         parent_id = self._aggregate().parent_run_id
         if parent_id is None:
             return None
-        if self._session._unpublished:
-            self._session.publish()
-        return Run._from_aggregate(self._experiment, self._session.app.get_run(parent_id),
+        return Run._from_aggregate(self._experiment, self._session.load_run(parent_id),
                                    published=True)
 
     @property
@@ -676,8 +666,10 @@ class Run:
             buffer.count += 1
             count = buffer.count
         if count == 1:
+            # Read per batch, not per run: a query builds a Run for every row it returns.
+            self._metric_batch = _metric_batch_size()
             self._session.add_unflushed_metrics(self)
-        elif count >= self._metric_batch:
+        if count >= self._metric_batch:
             self._flush_metrics()
 
     def log_list(self, name: str, value: Iterable[Any], description: str = "") -> None:
@@ -713,6 +705,7 @@ class Run:
             self._aggregate().check_active("log metrics")
             add()
             count = self._metrics.count
+        self._metric_batch = _metric_batch_size()
         self._session.add_unflushed_metrics(self)
         if count >= self._metric_batch:
             self._flush_metrics()
@@ -899,8 +892,6 @@ def _log_files(properties: Mapping[str, str | None]) -> dict[str, str]:
 
 
 def _metric_batch_size() -> int:
-    import os
-
     return int(os.environ.get("RUNLEDGER_METRIC_BATCH", DEFAULT_METRIC_BATCH))
 
 

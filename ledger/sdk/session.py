@@ -29,6 +29,7 @@ from ledger.application import LedgerApplication
 from ledger.persistence.store import StoreConfig
 
 if TYPE_CHECKING:
+    from ledger.domain.run import RunAggregate
     from ledger.sdk.run import Run
     from projections.index import RunIndex
 
@@ -90,6 +91,17 @@ class LedgerSession:
         index = self.index
         index.catch_up()
         return index
+
+    def load_run(self, run_id: str) -> RunAggregate:
+        """Load a run from the store, after publishing this process's new runs (it may be one).
+
+        Raises:
+            RunNotFoundError: no run has this id.
+            StoreError: the store failed.
+        """
+        if self._unpublished:
+            self.publish()
+        return self.app.get_run(run_id)
 
     # ------------------------------------------------------------------ pending writes
     def add_unpublished(self, run: Run) -> None:
