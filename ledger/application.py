@@ -130,12 +130,8 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
                 events.append(obj)
         if not events:
             return 0
-        try:
+        with store_errors(f"Writing to {self.store.display_url}"):
             recordings = self.events.put(events)
-        except IntegrityError:
-            raise
-        except PersistenceError as error:
-            raise StoreError(f"Writing to {self.store.display_url} failed: {error}") from error
         if not recordings:
             return 0
         return max(r.notification.id for r in recordings)
