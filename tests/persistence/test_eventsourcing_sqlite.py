@@ -66,7 +66,8 @@ class _LedgerSQLiteStore(TestCase):
         reader threads to stop but returns without joining them: closing the pool under a
         reader still inside ``sqlite3`` crashes the interpreter (a segfault, seen here)."""
         for thread in set(threading.enumerate()) - self.threads_before:
-            thread.join(timeout=30)
+            if not thread.daemon:  # daemon threads are the pools' own, ended by close()
+                thread.join(timeout=30)
 
     def fresh_store_env(self) -> dict[str, str]:
         """The eventsourcing environment of a fresh store URL of this class's kind."""
