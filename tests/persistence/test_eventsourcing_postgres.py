@@ -27,6 +27,7 @@ from eventsourcing.persistence import (
     ApplicationRecorder,
     InfrastructureFactory,
     ProcessRecorder,
+    StoredEvent,
     TrackingRecorder,
 )
 from eventsourcing.postgres import (
@@ -120,14 +121,17 @@ class TestApplicationRecorder(_LedgerPostgresStore,
 
     def test_schema_is_created_once_and_a_second_factory_skips_ddl(self) -> None:
         """The first factory creates the schema and every object of the application recorder; a
-        second process's factory finds them all and creates nothing (the catalogue query)."""
+        second process's factory finds them all and creates nothing (the catalogue query), yet
+        its recorder writes (it registered the stored-event type itself) and the first reads."""
         first = self.create_recorder()
         factory = self.ledger_factory()
         with mock.patch.object(PostgresApplicationRecorder, "create_table") as create_table:
             second = factory.application_recorder()
         create_table.assert_not_called()
-        self.assertIsNone(second.max_notification_id())
-        self.assertIsNone(first.max_notification_id())
+        event = StoredEvent(originator_id=uuid.uuid4(), originator_version=1, topic="t",
+                            state=b"s")
+        self.assertEqual(second.insert_events([event]), [1])
+        self.assert_events_eq(first.select_events(event.originator_id), [event])
 
 
 # ----------------------------------------------------------------------------- tracking recorder
