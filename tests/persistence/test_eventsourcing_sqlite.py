@@ -77,10 +77,10 @@ class _LedgerSQLiteStore(TestCase):
         self.addCleanup(folder.cleanup)
         return dict(parse_store_url(f"sqlite:///{Path(folder.name) / 'ledger.db'}").env)
 
-    def ledger_factory(self, **env: str) -> LedgerSQLiteFactory:
+    def ledger_factory(self) -> LedgerSQLiteFactory:
         """A factory on this test's store, as ``InfrastructureFactory.construct`` selects it
         from the store URL's ``PERSISTENCE_MODULE`` topic; closed when the test ends."""
-        factory = InfrastructureFactory.construct(Environment(env={**self.store_env, **env}))
+        factory = InfrastructureFactory.construct(Environment(env=self.store_env))
         assert isinstance(factory, LedgerSQLiteFactory)
         assert isinstance(factory.datastore, LedgerSQLiteDatastore)
         self.addCleanup(factory.close)
