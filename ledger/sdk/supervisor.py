@@ -39,20 +39,22 @@ from typing import IO, Any
 
 from ledger.domain.errors import InvalidTransitionError, LedgerError, ValidationError
 from ledger.domain.ids import run_stream_id
-from ledger.domain.run import RunAggregate
-from ledger.domain.status import RunStatus, can_transition
-from ledger.domain.values import Actor
-from ledger.sdk.script import (
-    EXIT_CODE_ERROR,
+from ledger.domain.names import (
     EXPERIMENT_ENV,
     PROP_SCRIPT_PID,
     PROP_SUPERVISOR_HOST,
     PROP_SUPERVISOR_PID,
     RUN_ID_ENV,
-    START_FAILED_ERROR,
     STORE_ENV,
     SUPERVISED_RUN_ENV,
     WORKSPACE_ENV,
+)
+from ledger.domain.run import RunAggregate
+from ledger.domain.status import RunStatus, can_transition
+from ledger.domain.values import Actor
+from ledger.sdk.script import (
+    EXIT_CODE_ERROR,
+    START_FAILED_ERROR,
     child_environment,
     stop_process_group,
 )
