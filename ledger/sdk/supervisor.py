@@ -55,12 +55,14 @@ from ledger.domain.run import RunAggregate
 from ledger.domain.status import RunStatus, can_transition
 from ledger.domain.values import Actor
 from ledger.persistence.retry import RETRY
+from ledger.sdk.run import Run
 from ledger.sdk.script import (
     EXIT_CODE_ERROR,
     START_FAILED_ERROR,
     child_environment,
     stop_process_group,
 )
+from ledger.sdk.workspace import Workspace
 
 POLL_INTERVAL = 0.15  # seconds between two looks at the run's status
 # A supervisor outlasts a store that is down for a while: recording a script's end is retried
@@ -149,9 +151,6 @@ class Supervisor:
     """
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
-        from ledger.sdk.run import Run
-        from ledger.sdk.workspace import Workspace
-
         self.spec = spec
         self.run_id = str(spec["run_id"])
         self.script_label = str(spec.get("script") or spec["argv"][-1])
@@ -226,7 +225,7 @@ class Supervisor:
         if self.process is None:
             return False
         try:
-            events = self.run._session.app.stream_events(run_stream_id(self.run_id))
+            events = self.workspace.ledger.application.stream_events(run_stream_id(self.run_id))
         except LedgerError:
             return False
         ends = [e for e in events if isinstance(e, _END_EVENTS)]

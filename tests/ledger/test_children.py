@@ -175,7 +175,7 @@ def test_create_children_stays_atomic_with_a_busy_background_flusher(
             parent.create_children(count=400)
             assert [n for n in seen if n] == [400]
     finally:
-        ws._session._stop.set()  # the session outlives the test: stop its busy flusher
+        ws.ledger.close()  # stop its busy flusher now (the session would outlive the test)
 
 
 def test_create_children_of_an_unpublished_parent(ws: Workspace, exp: Experiment,
