@@ -82,6 +82,9 @@ class Run(MetricsMixin, ChildrenMixin, HistoryMixin, WaitingMixin):
         aggregate = experiment.workspace._session.load_run(run_id)
         if aggregate.experiment_name != experiment.name:
             raise RunNotFoundError(f"{run_id} (in experiment {experiment.name!r})")
+        if type(self) is Run:
+            # ``Run(exp, id)`` of a script run is a ScriptRun, as loading it any other way is.
+            self.__class__ = Run._class_for(aggregate.run_type)
         self._setup(experiment, aggregate, published=True)
 
     # ------------------------------------------------------------------ construction

@@ -48,6 +48,7 @@ def test_a_runs_class_follows_its_run_type(tmp_path: Path) -> None:
     assert type(interactive) is Run
     assert type(Run.get(ws, submitted.id)) is ScriptRun
     assert type(Run.get(ws, interactive.id)) is Run
+    assert type(Run(exp, submitted.id)) is ScriptRun and type(Run(exp, interactive.id)) is Run
     assert {type(r) for r in exp.get_runs()} == {Run, ScriptRun}
     assert {r.id: type(r) for r in exp.get_runs()} == {submitted.id: ScriptRun,
                                                       interactive.id: Run}
