@@ -109,7 +109,7 @@ def writer(url: str, mode: str, values: int, ready: Path, go: Path, seconds: flo
 
     ws = Workspace(store=url)
     exp = Experiment(ws, EXPERIMENT)
-    app = ws._session.app
+    app = ws.ledger.application
     ready.touch()
     while not go.exists():
         time.sleep(0.002)

@@ -208,7 +208,7 @@ def check_history(run: Any, n: int) -> None:
     values = values if isinstance(values, list) else [values]
     assert len(values) == n, ("stored values", len(values), n)
     steps: list[Any] = []
-    app = run._session.app
+    app = run.experiment.workspace.ledger.application
     for event in app.metric_events(run.id):
         for name, _kind, _d, _v, st, _t in event.series:
             if name == "loss":

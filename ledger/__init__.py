@@ -3,29 +3,60 @@
 Code written for the Azure ML SDK v1 run API ports by changing its import line::
 
     from ledger import Workspace, Experiment, Run, ScriptRunConfig
+
+The names are loaded on first use (PEP 562), so ``import ledger.domain`` or ``import
+projections`` does not load the SDK.
 """
 
-from ledger.domain.errors import (
-    ConcurrencyError,
-    ExperimentNotFoundError,
-    InvalidTransitionError,
-    LedgerError,
-    PropertyImmutableError,
-    RunFailedError,
-    RunFinishedError,
-    RunNotFoundError,
-    StoreConfigError,
-    StoreError,
-    ValidationError,
-)
-from ledger.domain.status import RunStatus
-from ledger.sdk.experiment import Experiment
-from ledger.sdk.run import HistoryEntry, Run
-from ledger.sdk.script import ScriptRunConfig
-from ledger.sdk.workspace import Workspace
+from __future__ import annotations
 
-VERSION = "0.1.0"
-__version__ = VERSION
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ledger._version import VERSION, __version__
+
+if TYPE_CHECKING:
+    from ledger.domain.errors import (
+        ConcurrencyError,
+        ExperimentNotFoundError,
+        InvalidTransitionError,
+        LedgerError,
+        PropertyImmutableError,
+        RunFailedError,
+        RunFinishedError,
+        RunNotFoundError,
+        StoreConfigError,
+        StoreError,
+        ValidationError,
+    )
+    from ledger.domain.status import RunStatus
+    from ledger.sdk.experiment import Experiment
+    from ledger.sdk.history import HistoryEntry
+    from ledger.sdk.run import Run
+    from ledger.sdk.script import ScriptRun, ScriptRunConfig
+    from ledger.sdk.workspace import Workspace
+
+_ERRORS = "ledger.domain.errors"
+_LAZY = {
+    "ConcurrencyError": _ERRORS,
+    "ExperimentNotFoundError": _ERRORS,
+    "InvalidTransitionError": _ERRORS,
+    "LedgerError": _ERRORS,
+    "PropertyImmutableError": _ERRORS,
+    "RunFailedError": _ERRORS,
+    "RunFinishedError": _ERRORS,
+    "RunNotFoundError": _ERRORS,
+    "StoreConfigError": _ERRORS,
+    "StoreError": _ERRORS,
+    "ValidationError": _ERRORS,
+    "RunStatus": "ledger.domain.status",
+    "Experiment": "ledger.sdk.experiment",
+    "HistoryEntry": "ledger.sdk.history",
+    "Run": "ledger.sdk.run",
+    "ScriptRun": "ledger.sdk.script",
+    "ScriptRunConfig": "ledger.sdk.script",
+    "Workspace": "ledger.sdk.workspace",
+}
 
 __all__ = [
     "VERSION",
@@ -41,6 +72,7 @@ __all__ = [
     "RunFinishedError",
     "RunNotFoundError",
     "RunStatus",
+    "ScriptRun",
     "ScriptRunConfig",
     "StoreConfigError",
     "StoreError",
@@ -48,3 +80,17 @@ __all__ = [
     "Workspace",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Load a public name from its module on first use (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ledger' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

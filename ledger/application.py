@@ -8,10 +8,9 @@ CLI or the projections, which all build on it.
 from __future__ import annotations
 
 import contextlib
-import random
+import importlib
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
@@ -21,7 +20,6 @@ from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import (
     IntegrityError,
     Notification,
-    OperationalError,
     PersistenceError,
     Transcoder,
 )
@@ -29,6 +27,7 @@ from eventsourcing.persistence import (
 from ledger.domain.errors import (
     ConcurrencyError,
     RunNotFoundError,
+    StoreConfigError,
     StoreError,
     ValidationError,
 )
@@ -38,26 +37,29 @@ from ledger.domain.metrics import MetricsLogged
 from ledger.domain.run import RunAggregate
 from ledger.domain.values import Actor
 from ledger.persistence.errors import store_errors
-from ledger.persistence.store import StoreConfig
+from ledger.persistence.retry import RETRY, is_transient
+from ledger.persistence.store import POSTGRES_INSTALL_HINT, StoreConfig
 from ledger.persistence.transcoder import MsgpackTranscoder
 
 T = TypeVar("T")
 
-# How often a command is re-applied after another writer changed the same run first, and the
-# bounds of the random pause before each new attempt (full jitter, doubling from the first bound
-# to the second). Measured on PostgreSQL, 31 processes tagging one run 10 times each while
-# writing runs of their own: at most 47 attempts, 16-34 s in all; without pauses, writers
-# collided in step and gave up after 20.
-MAX_COMMAND_ATTEMPTS = 100
-RETRY_PAUSE = (0.002, 0.5)
-# How often opening a store is tried while other processes hold it locked (creating tables).
-OPEN_ATTEMPTS = 20
+def _load_driver(store: StoreConfig, env: dict[str, str]) -> None:
+    """Import the store's persistence module (and so its driver) before eventsourcing does, so
+    that a missing or broken driver is a clear error rather than a chain of import errors.
 
-
-def retry_pause(attempt: int) -> None:
-    """Sleep a random time before attempt ``attempt + 2`` of a conflicting write (full jitter)."""
-    low, high = RETRY_PAUSE
-    time.sleep(random.uniform(0, min(high, low * 2 ** attempt)))
+    Raises:
+        StoreConfigError: the module or its driver does not load.
+    """
+    module = env.get("PERSISTENCE_MODULE", "").partition(":")[0]
+    if not module:
+        return
+    try:
+        importlib.import_module(module)
+    except Exception as error:  # a broken driver raises anything (ImportError, OSError...)
+        hint = f"; install it with {POSTGRES_INSTALL_HINT}" if store.kind == "postgresql" else ""
+        raise StoreConfigError(
+            f"Cannot open the store {store.display_url}: its database driver does not load "
+            f"({type(error).__name__}: {error}){hint}") from error
 
 
 class LedgerApplication(Application):  # type: ignore[type-arg]
@@ -79,25 +81,27 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         env.setdefault("CREATE_TABLE", "y")
         if store.path is not None:
             store.path.parent.mkdir(parents=True, exist_ok=True)
+        _load_driver(store, env)
         # Several processes opening a fresh store at once may find it locked while another
         # creates its tables: SQLite's switch to WAL mode raises sqlite3's own "database is
         # locked" (eventsourcing does not translate it). Opening is retried, then translated.
-        for attempt in range(OPEN_ATTEMPTS):
+        failure: BaseException | None = None
+        for _attempt in RETRY.attempts():
             try:
                 super().__init__(env=env)
+                failure = None
                 break
             except (PersistenceError, sqlite3.Error, OSError) as error:
                 factory = getattr(self, "factory", None)
                 if factory is not None:
                     with contextlib.suppress(Exception):
                         factory.close()
-                text = str(error).lower()
-                transient = isinstance(error, (OperationalError, sqlite3.OperationalError)) and (
-                    "locked" in text or "busy" in text or "concurrently" in text)
-                if not transient or attempt == OPEN_ATTEMPTS - 1:
-                    raise StoreError(
-                        f"Cannot open the store {store.display_url}: {error}") from error
-                retry_pause(attempt)
+                failure = error
+                if not is_transient(error):
+                    break
+        if failure is not None:
+            raise StoreError(f"Cannot open the store {store.display_url}: {failure}") \
+                from failure
         self._metric_versions: dict[str, int] = {}
         self._metric_lock = threading.Lock()
 
@@ -141,8 +145,8 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         """Apply ``command`` to a run and append the events it triggers, all or nothing.
 
         If another writer changed the run first, the run is reloaded and the command applied again
-        (at most ``MAX_COMMAND_ATTEMPTS`` times). If the command raises, nothing is appended and
-        the given aggregate must no longer be used (it is not returned).
+        (as ``ledger.persistence.retry.RETRY`` allows). If the command raises, nothing is appended
+        and the given aggregate must no longer be used (it is not returned).
 
         Args:
             run: the caller's copy of the aggregate, or ``None`` to load it.
@@ -161,20 +165,21 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         # A caller's copy may be stale: catch it up first, so that a command judged a no-op
         # (a tag set to the value it had) is judged against what is stored now.
         aggregate = self.fast_forward(run) if run is not None else self.get_run(run_id)
-        for attempt in range(MAX_COMMAND_ATTEMPTS):
+        attempts = 0
+        for attempts in RETRY.attempts():
+            if attempts:
+                aggregate = self.get_run(run_id)  # after the pause: what the winner wrote
             result = command(aggregate)
             if not aggregate.pending_events:
                 return aggregate, result, 0
             try:
                 position = self.save_all(aggregate)
             except IntegrityError:
-                retry_pause(attempt)
-                aggregate = self.get_run(run_id)
                 continue
             return aggregate, result, position
         raise ConcurrencyError(
             f"Run {run_id!r} kept changing under this command: gave up after "
-            f"{MAX_COMMAND_ATTEMPTS} attempts")
+            f"{attempts + 1} attempts")
 
     def ensure_experiment(self, name: str, actor: Actor) -> ExperimentAggregate:
         """Return the experiment with this name, creating it if it does not exist.
@@ -209,7 +214,7 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         """
         stream = metric_stream_id(run_id)
         actor_data = actor.as_dict()
-        for attempt in range(MAX_COMMAND_ATTEMPTS):
+        for _attempt in RETRY.attempts():  # pauses outside the lock: other runs' appends go on
             with self._metric_lock:
                 version = self._metric_versions.get(run_id)
                 if version is None:
@@ -229,9 +234,8 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
                 else:
                     self._metric_versions[run_id] = version + 1
                     return position
-            retry_pause(attempt)  # outside the lock: other runs' appends go on meanwhile
-        raise ConcurrencyError(f"Could not append metrics to run {run_id!r}: gave up after "
-                               f"{MAX_COMMAND_ATTEMPTS} attempts")
+        raise ConcurrencyError(f"Could not append metrics to run {run_id!r}: other writers of "
+                               "its metrics kept appending first")
 
     def _last_version(self, stream: UUID) -> int:
         with store_errors(self._reading):

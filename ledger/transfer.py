@@ -48,6 +48,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from ledger.domain.errors import LedgerError, StoreError
 from ledger.persistence.errors import store_errors
+from ledger.persistence.retry import RETRY
 
 if TYPE_CHECKING:
     from ledger.application import LedgerApplication
@@ -56,7 +57,6 @@ FORMAT = "runledger-export"
 FORMAT_VERSION = 1
 PAGE_SIZE = 1000
 BATCH_SIZE = 500
-MAX_BATCH_ATTEMPTS = 20
 
 #: ``progress(done, total)``: positions in the source log (see the module docstring).
 Progress = Callable[[int, int], None]
@@ -193,23 +193,21 @@ class _Importer:
     def batch(self, records: Sequence[tuple[UUID | str, int, str, bytes]]) -> None:
         """Append the events of ``records`` the target lacks, in order, in one transaction;
         again from the start if another writer appended to one of the streams meanwhile."""
-        for attempt in range(MAX_BATCH_ATTEMPTS):
+        for _attempt in RETRY.attempts():
             inserts, skipped, conflicts, diverged = self._plan(records)
             try:
                 with store_errors(f"Writing to {self.app.store.display_url}"):
                     if inserts:
                         self.app.recorder.insert_events(inserts)
             except IntegrityError:
-                if attempt == MAX_BATCH_ATTEMPTS - 1:
-                    raise StoreError(
-                        f"Importing into {self.app.store.display_url}: other writers kept "
-                        "appending to the same streams") from None
                 continue
             self.added += len(inserts)
             self.skipped += skipped
             self.conflicts += conflicts
             self.diverged |= diverged
             return
+        raise StoreError(f"Importing into {self.app.store.display_url}: other writers kept "
+                         "appending to the same streams")
 
     def _plan(self, records: Sequence[tuple[UUID | str, int, str, bytes]]) -> tuple[
             list[StoredEvent], int, int, set[UUID | str]]:

@@ -20,7 +20,6 @@ How exactly-once holds (see ../shared/notes/eventsourcing-9.5-facts.md):
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
 
 from ledger.domain.errors import StoreError
+from ledger.persistence.retry import RETRY, is_transient
 from projections.dialect import DbCursor, Dialect
 from projections.projection import LoggedEvent, Projection
 
@@ -42,14 +42,6 @@ _SELECT_POSITIONS = ("SELECT application_name, notification_id FROM {tracking} "
 _LOCK_POSITIONS = ("UPDATE {tracking} SET notification_id = notification_id "
                    "WHERE application_name IN ({marks})")
 _RESET_POSITION = "UPDATE {tracking} SET notification_id = 0 WHERE application_name = ?"
-
-# Words of the OperationalErrors that mean a lost race (SQLite: busy or locked; PostgreSQL:
-# deadlock, serialisation failure, concurrent catalogue update while creating tables).
-TRANSIENT_WORDS = ("locked", "busy", "deadlock", "serializ", "concurrently", "already exists")
-
-# How often a transaction is tried again after losing a race or finding the store busy.
-MAX_ATTEMPTS = 50
-
 
 # A page read from the log: how many notifications, the last id, the decoded events of interest.
 _Page = tuple[int, int, list[LoggedEvent]]
@@ -66,30 +58,26 @@ def is_conflict(error: BaseException) -> bool:
         error: what a transaction raised.
 
     Returns:
-        True for a lost race (a stale position, a refused tracking position, a lock or
-        serialisation failure); False for anything else (a real error, raised as it is).
+        True for a lost race (a stale position, or what ``ledger.persistence.retry``
+        classifies as transient: a refused tracking position, a lock or serialisation
+        failure); False for anything else (a real error, raised as it is).
     """
-    if isinstance(error, (StalePositionError, IntegrityError)):
-        return True
-    if isinstance(error, OperationalError):
-        text = str(error).lower()
-        return any(word in text for word in TRANSIENT_WORDS)
-    return False
+    return isinstance(error, StalePositionError) or is_transient(error)
 
 
 def _retrying(action: Callable[[], Any], what: str) -> Any:
-    """Run ``action``, again after a short pause when it loses a race with another process."""
-    for attempt in range(MAX_ATTEMPTS):
-        try:
-            return action()
-        except (IntegrityError, OperationalError, StalePositionError) as error:
-            if not is_conflict(error):
-                raise
-            if attempt == MAX_ATTEMPTS - 1:
-                raise StoreError(f"{what} kept conflicting with other processes: {error}") \
-                    from error
-            time.sleep(min(0.002 * (attempt + 1), 0.05))
-    raise AssertionError("unreachable")  # pragma: no cover
+    """Run ``action``, again after a pause (``RETRY``) when it loses a race with another
+    process.
+
+    Raises:
+        StoreError: it kept losing.
+    """
+    try:
+        return RETRY.call(action, retry_if=is_conflict)
+    except (IntegrityError, OperationalError, StalePositionError) as error:
+        if not is_conflict(error):
+            raise
+        raise StoreError(f"{what} kept conflicting with other processes: {error}") from error
 
 
 class Projector:
@@ -257,7 +245,8 @@ class Projector:
         size = page_size or self.page_size
         positions = self.positions()
         applied = 0
-        conflicts = 0
+        retries = RETRY.attempts()
+        next(retries)
         while True:
             start = min(positions.values())
             self.position = start
@@ -270,15 +259,15 @@ class Projector:
             except (StalePositionError, IntegrityError, OperationalError) as error:
                 if not is_conflict(error):
                     raise
-                conflicts += 1
-                if conflicts >= MAX_ATTEMPTS:
+                if next(retries, None) is None:  # pauses before the next attempt
                     raise StoreError(
                         "Catching up the read models kept conflicting with other "
                         f"processes: {error}") from error
-                time.sleep(min(0.001 * conflicts, 0.05))
                 positions = self.positions()
                 continue
             applied += len(events)
+            retries = RETRY.attempts()  # a page went through: the next conflict starts afresh
+            next(retries)
             for projection in behind:
                 positions[projection.name] = end
             self.position = min(positions.values())

@@ -1,12 +1,11 @@
 """The SDK calls behind the commands: opening the workspace, finding runs, shaping run rows.
 
-Every use of an SDK internal by the CLI is in this module (``Run._row``, ``Workspace._session``),
-so that it has one place to change when the SDK offers a public accessor.
+The CLI reaches the ledger through the SDK's public accessor ``Workspace.ledger`` (its application
+and query index); the one SDK internal it reads is a listed run's index row (``Run._row``).
 
 Run rows. ``run list`` answers from the query index: each row is built from the index's
-``RunRow`` without loading the run's events, with the keys of ``Run.get_details()`` (camelCase)
-plus ``number``. It lacks the per-run file lists of ``run show`` (``logFiles``, ``inputDatasets``,
-``outputDatasets``) and the error's ``exceptionType``.
+``RunRow`` without loading the run's events, by ``ledger.sdk.details.details_from_row`` (the
+keys of ``Run.get_details()`` plus ``number``; see that module for what a row lacks).
 """
 
 from __future__ import annotations
@@ -20,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 from ledger.cli.options import state
 from ledger.domain.errors import ExperimentNotFoundError, RunNotFoundError, ValidationError
 from ledger.domain.ids import experiment_stream_id
+from ledger.sdk.details import details_from_row, iso_utc
 from ledger.sdk.experiment import Experiment
-from ledger.sdk.run import Run, iso_utc
+from ledger.sdk.run import Run
 from ledger.sdk.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -48,12 +48,12 @@ def open_workspace() -> Workspace:
 
 def query_index(workspace: Workspace) -> RunIndex:
     """The workspace's query index, caught up with the log."""
-    return workspace._session.before_query()
+    return workspace.ledger.index
 
 
 def raw_index(workspace: Workspace) -> RunIndex:
     """The workspace's query index, as it is (for maintenance)."""
-    return workspace._session.index
+    return workspace.ledger.raw_index
 
 
 def get_run(workspace: Workspace, run_id: str, experiment_name: str | None = None) -> Run:
@@ -87,37 +87,10 @@ def run_details(run: Run) -> dict[str, Any]:
     return details
 
 
-def row_details(row: RunRow) -> dict[str, Any]:
-    """A run's details built from its index row (see the module docstring)."""
-    error = None
-    if row.error_code is not None or row.error_message is not None:
-        error = {k: v for k, v in (("code", row.error_code), ("message", row.error_message))
-                 if v is not None}
-    details: dict[str, Any] = {
-        "runId": row.run_id,
-        "experimentName": row.experiment_name,
-        "number": row.number,
-        "displayName": row.display_name,
-        "status": row.status,
-        "runType": row.run_type,
-        "target": row.target,
-        "parentRunId": row.parent_run_id,
-        "description": row.description,
-        "createdTimeUtc": iso_utc(row.created_at),
-        "startTimeUtc": iso_utc(row.started_at),
-        "endTimeUtc": iso_utc(row.ended_at),
-        "submittedBy": row.created_by,
-        "properties": dict(row.properties),
-        "tags": dict(row.tags),
-        "error": error,
-    }
-    return {k: v for k, v in details.items() if v is not None}
-
-
 def listed_details(run: Run) -> dict[str, Any]:
     """A listed run's details: from its index row when it has one, else loaded."""
     row: RunRow | None = getattr(run, "_row", None)
-    return row_details(row) if row is not None else run_details(run)
+    return details_from_row(row) if row is not None else run_details(run)
 
 
 def minimal(details: Mapping[str, Any]) -> dict[str, Any]:

@@ -52,7 +52,7 @@ def export_command(file: str) -> None:
 
     update, stop = _progress_bar("Exporting")
     try:
-        summary = export_ledger(access.open_workspace()._session.app, file, progress=update)
+        summary = export_ledger(access.open_workspace().ledger.application, file, progress=update)
     finally:
         stop()
     click.echo(f"Exported {summary.events} events (up to position {summary.last_position}) "
@@ -75,7 +75,7 @@ def import_command(file: str) -> None:
     workspace = access.open_workspace()
     update, stop = _progress_bar("Importing")
     try:
-        summary = import_ledger(workspace._session.app, file, progress=update)
+        summary = import_ledger(workspace.ledger.application, file, progress=update)
     finally:
         stop()
     click.echo(f"Imported from {summary.source}: {summary.events} events read, "

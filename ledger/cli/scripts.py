@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import time
 from pathlib import Path
 from typing import Any
@@ -13,13 +12,13 @@ from ledger.cli import access
 from ledger.cli.options import common_options, experiment_option, run_option, workspace_options
 from ledger.cli.runs import show_result
 from ledger.domain.errors import RunFailedError
+from ledger.domain.names import PROP_LOG_FILE, PROP_RUNCONFIG
 from ledger.domain.status import RunStatus
+from ledger.sdk.details import log_files as named_log_files
 from ledger.sdk.experiment import Experiment
 from ledger.sdk.run import Run
+from ledger.sdk.waiting import LogFollower
 
-RUNCONFIG_PROPERTY = "runledger.runconfig"
-LOG_FILE_PROPERTY = "runledger.log_file"  # ledger.sdk.script.PROP_LOG_FILE
-DRIVER_LOG_NAME = "azureml-logs/70_driver_log.txt"
 POLL_SECONDS = 0.25
 
 
@@ -57,7 +56,7 @@ def submit_script(experiment_name: str, runconfig: str | None, source_directory:
                              arguments=list(arguments))
     run = Experiment(workspace, experiment_name).submit(config)
     if runconfig:
-        run.add_properties({RUNCONFIG_PROPERTY: runconfig})
+        run.add_properties({PROP_RUNCONFIG: runconfig})
     if not no_wait:
         run.wait_for_completion(show_output=True, raise_on_error=False)
     details = access.run_details(run)
@@ -71,36 +70,15 @@ def log_files(details: dict[str, Any]) -> dict[str, Path]:
     records as a property."""
     files: dict[str, Any] = dict(details.get("logFiles") or {})
     if not files:
-        recorded = (details.get("properties") or {}).get(LOG_FILE_PROPERTY)
-        if recorded:
-            files = {DRIVER_LOG_NAME: recorded}
+        recorded = details.get("properties") or {}
+        files = named_log_files({PROP_LOG_FILE: recorded.get(PROP_LOG_FILE)})
     return {name: Path(str(where).removeprefix("file://")) for name, where in sorted(
         files.items())}
 
 
-class _Follower:
-    """Reads what was appended to one file since the last read (decoding UTF-8 safely)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-    def read_new(self) -> str:
-        """Return the text appended since the last call ("" if none, or no file yet)."""
-        try:
-            with self.path.open("rb") as handle:
-                handle.seek(self.offset)
-                data = handle.read()
-        except FileNotFoundError:
-            return ""
-        self.offset += len(data)
-        return self.decoder.decode(data)
-
-
 def stream_logs(run: Run, files: dict[str, Path], follow: bool) -> None:
     """Print the log files; with ``follow``, keep printing what is appended until the run ends."""
-    followers = {name: _Follower(path) for name, path in files.items()}
+    followers = {name: LogFollower(path) for name, path in files.items()}
     current: str | None = None
     while True:
         ended = RunStatus(run.get_status()).is_terminal  # before reading: nothing is missed

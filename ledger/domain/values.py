@@ -44,29 +44,31 @@ class Actor:
                    pid=int(data.get("pid", 0)))
 
 
-_actor_cache: dict[int, Actor] = {}
+_actor_cache: dict[tuple[int, str | None], Actor] = {}
 
 
 def current_actor(user: str | None = None) -> Actor:
     """Return the actor of this process (cached per process id, so it is right after fork).
 
     Args:
-        user: overrides the OS user name (``RUNLEDGER_USER`` does the same).
+        user: the user to record (the SDK passes ``LedgerSettings.user``, from
+            ``RUNLEDGER_USER``); default: the OS user name.
     """
     pid = os.getpid()
-    if user is None:
-        cached = _actor_cache.get(pid)
-        if cached is not None:
-            return cached
-    try:
-        os_user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (some containers)
-        os_user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
-    actor = Actor(user=user or os.environ.get("RUNLEDGER_USER") or os_user,
-                  host=socket.gethostname(), pid=pid)
-    if user is None:
-        _actor_cache.clear()
-        _actor_cache[pid] = actor
+    key = (pid, user)
+    cached = _actor_cache.get(key)
+    if cached is not None:
+        return cached
+    name = user
+    if name is None:
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):  # no passwd entry (some containers)
+            name = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    actor = Actor(user=name, host=socket.gethostname(), pid=pid)
+    if any(known[0] != pid for known in _actor_cache):
+        _actor_cache.clear()  # forked: the parent's actors name the wrong pid
+    _actor_cache[key] = actor
     return actor
 
 

@@ -11,13 +11,13 @@ Store URLs:
   by many processes or hosts (needs the ``postgres`` extra).
 
 The URL is taken, in this order, from: the ``store=`` argument, the ``RUNLEDGER_STORE`` environment
-variable, a configuration file (``ledger.config``), else the embedded default.
+variable, a configuration file, else the embedded default (resolved by ``ledger.config``; this
+module reads no environment).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import os
 import uuid
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -25,10 +25,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import attrs
 
 from ledger.domain.errors import StoreConfigError
+from ledger.domain.names import DEFAULT_DB_NAME, DEFAULT_STORE_DIR
 
-DEFAULT_STORE_DIR = ".runledger"
-DEFAULT_DB_NAME = "ledger.db"
-STORE_ENV = "RUNLEDGER_STORE"
+POSTGRES_INSTALL_HINT = "pip install 'runledger-ml[postgres]'"
 
 
 @attrs.frozen
@@ -67,12 +66,15 @@ def default_store_url(base: Path | None = None) -> str:
     return f"sqlite:///{directory / DEFAULT_DB_NAME}"
 
 
-def parse_store_url(url: str, relative_to: Path | None = None) -> StoreConfig:
+def parse_store_url(url: str, relative_to: Path | None = None,
+                    synchronous: str | None = None) -> StoreConfig:
     """Parse a store URL.
 
     Args:
         url: the URL (see the module docstring).
         relative_to: the folder relative SQLite paths are resolved against (default: cwd).
+        synchronous: SQLite's ``synchronous`` when the URL does not set it (default ``NORMAL``;
+            ``ledger.config`` passes ``RUNLEDGER_SQLITE_SYNCHRONOUS``).
 
     Returns:
         The store configuration.
@@ -104,8 +106,7 @@ def parse_store_url(url: str, relative_to: Path | None = None) -> StoreConfig:
                 path = (relative_to or Path.cwd()) / path
         if not raw.strip("/"):
             raise StoreConfigError(f"SQLite URL {url!r} names no file")
-        synchronous = options.pop("synchronous", None) or os.environ.get(
-            "RUNLEDGER_SQLITE_SYNCHRONOUS", "NORMAL")
+        synchronous = options.pop("synchronous", None) or synchronous or "NORMAL"
         timeout = options.pop("timeout", "60")
         if options:
             raise StoreConfigError(
@@ -128,8 +129,8 @@ def parse_store_url(url: str, relative_to: Path | None = None) -> StoreConfig:
             raise StoreConfigError(f"PostgreSQL URL {url!r} names no database")
         if importlib.util.find_spec("psycopg") is None:
             raise StoreConfigError(
-                f"PostgreSQL store {url!r} needs the postgres extra: "
-                "pip install 'runledger[postgres]'")
+                f"PostgreSQL store {parts.scheme}://{parts.hostname or ''}/{dbname} needs the "
+                f"postgres extra: {POSTGRES_INSTALL_HINT}")
         env = {
             "PERSISTENCE_MODULE": "ledger.persistence.postgres:LedgerPostgresFactory",
             "POSTGRES_DBNAME": dbname,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from ledger.domain.ids import experiment_stream_id
 from ledger.domain.values import check_name, current_actor
 from ledger.sdk.run import Run
+from ledger.sdk.script import submit_script
 
 if TYPE_CHECKING:
     from ledger.sdk.workspace import Workspace
@@ -28,12 +31,11 @@ class Experiment:
         check_name(name, "experiment name")
         self._workspace = workspace
         self._name = name
-        aggregate = workspace._session.app.ensure_experiment(name, current_actor())
-        self._experiment_id: UUID = aggregate.id
+        self._experiment_id: UUID = workspace._experiments.ensure(name)
 
     @classmethod
     def _existing(cls, workspace: Workspace, name: str, experiment_id: UUID) -> Experiment:
-        """The experiment of a run already loaded: no need to read or create it again."""
+        """An experiment known to exist (from a run or an index row): no store read or write."""
         experiment = cls.__new__(cls)
         experiment._workspace = workspace
         experiment._name = name
@@ -79,15 +81,17 @@ class Experiment:
                            description=description, tags=tags)
 
     def submit(self, config: Any, tags: Mapping[str, Any] | None = None, **kwargs: Any) -> Run:
-        """Submit a script (a ``ScriptRunConfig``) as a run; returns at once with the run.
+        """Submit a script (a ``ScriptRunConfig``) as a run; returns at once with the run (a
+        ``ScriptRun``).
 
         Raises:
             ValidationError: the configuration is not a ScriptRunConfig.
         """
-        from ledger.sdk.script import submit_script
+        return self._submit(config, tags=tags, **kwargs)
 
-        run: Run = submit_script(self, config, tags=tags, **kwargs)
-        return run
+    def _submit(self, config: Any, tags: Mapping[str, Any] | None = None,
+                parent: Run | None = None, **kwargs: Any) -> Run:
+        return submit_script(self, config, tags=tags, parent=parent, **kwargs)
 
     def get_runs(self, type: str | None = None,
                  tags: str | Mapping[str, Any] | None = None,
@@ -110,5 +114,41 @@ class Experiment:
              **kwargs: Any) -> list[Experiment]:
         """Return the experiments of a workspace (only the named one with ``experiment_name``)."""
         index = workspace._session.before_query()
-        return [Experiment(workspace, row.name) for row in index.experiments()
+        return [workspace._experiments.existing(row.name) for row in index.experiments()
                 if experiment_name is None or row.name == experiment_name]
+
+
+class ExperimentCache:
+    """A workspace's experiment objects by name: each experiment is read or created in the store
+    at most once per workspace, and those known from runs or index rows never.
+
+    Args:
+        workspace: the workspace the experiments belong to.
+    """
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._workspace = workspace
+        self._ids: dict[str, UUID] = {}
+        self._lock = threading.Lock()
+
+    def ensure(self, name: str) -> UUID:
+        """Return the id of the experiment ``name``, creating it in the store if it is new.
+
+        Raises:
+            StoreError: the store failed.
+        """
+        known = self._ids.get(name)
+        if known is not None:
+            return known
+        workspace = self._workspace
+        aggregate = workspace._session.app.ensure_experiment(
+            name, current_actor(workspace._settings.user))
+        with self._lock:
+            self._ids[name] = aggregate.id
+        return aggregate.id
+
+    def existing(self, name: str, experiment_id: UUID | None = None) -> Experiment:
+        """Return the experiment object of an experiment known to exist (no store access)."""
+        with self._lock:
+            known = self._ids.setdefault(name, experiment_id or experiment_stream_id(name))
+        return Experiment._existing(self._workspace, name, known)

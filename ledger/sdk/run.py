@@ -1,17 +1,22 @@
-"""``Run``: one training run, as the Azure ML SDK v1 ``Run`` class shapes it."""
+"""``Run``: one training run, as the Azure ML SDK v1 ``Run`` class shapes it.
+
+The class is assembled from mixins, one per responsibility: metrics (``ledger.sdk.run_metrics``),
+children (``ledger.sdk.children``), history (``ledger.sdk.history``) and waiting
+(``ledger.sdk.waiting``); the details mapping is ``ledger.sdk.details``. This module holds the
+run's identity, loading, commands, status, properties and tags.
+
+Run types. A run's class is chosen by its run type in one place, ``Run._class_for``: subclasses
+register for a type with ``@Run.register_type(name)`` (``ScriptRun`` for ``azureml.scriptrun``,
+in ``ledger.sdk.script``); every run built here (created, loaded, listed) gets its type's class.
+"""
 
 from __future__ import annotations
 
 import builtins
-import os
 import sys
 import threading
-import time
-from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
-
-import attrs
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ledger.domain.errors import (
     InvalidTransitionError,
@@ -19,7 +24,7 @@ from ledger.domain.errors import (
     ValidationError,
 )
 from ledger.domain.ids import new_run_id, run_stream_id
-from ledger.domain.metrics import SCALAR, MetricsLogged
+from ledger.domain.names import EXPERIMENT_RUN_TYPE, SCRIPT_RUN_TYPE
 from ledger.domain.run import RunAggregate
 from ledger.domain.status import RunStatus
 from ledger.domain.values import (
@@ -31,25 +36,23 @@ from ledger.domain.values import (
     normalise_tag_keys,
     normalise_tags,
 )
-from ledger.sdk.metrics import MAX_INT, MetricBuffer, check_step, coerce_scalar, shape_metrics
+from ledger.sdk.children import ChildrenMixin
+from ledger.sdk.details import details_from_aggregate, iso_utc
+from ledger.sdk.history import HistoryEntry, HistoryMixin
+from ledger.sdk.metrics import MetricBuffer
+from ledger.sdk.run_metrics import MetricsMixin
+from ledger.sdk.waiting import WaitingMixin
 
 if TYPE_CHECKING:
+    from ledger.config import LedgerSettings
     from ledger.sdk.experiment import Experiment
     from ledger.sdk.session import LedgerSession
     from ledger.sdk.workspace import Workspace
     from projections.read_models import RunRow
 
-DEFAULT_METRIC_BATCH = 10_000
-SCRIPT_RUN_TYPE = "azureml.scriptrun"  # the seed SDK's type of submitted script runs
-_RUNNING = RunStatus.RUNNING
-_now = time.time
+__all__ = ["SCRIPT_RUN_TYPE", "UNSET", "HistoryEntry", "Run", "iso_utc"]
 
-# Statuses wait_for_completion() keeps waiting through.
-_WAIT_STATUSES = frozenset({
-    RunStatus.NOT_STARTED, RunStatus.QUEUED, RunStatus.PREPARING, RunStatus.STARTING,
-    RunStatus.RUNNING, RunStatus.NOT_RESPONDING,
-})
-_POST_PROCESSING_STATUSES = frozenset({RunStatus.FINALIZING, RunStatus.CANCEL_REQUESTED})
+_T = TypeVar("_T", bound="type[Run]")
 
 
 class _Unset:
@@ -59,63 +62,7 @@ class _Unset:
 UNSET = _Unset()
 
 
-def iso_utc(moment: datetime | None) -> str | None:
-    """Format a time as ISO-8601 UTC ending in ``Z`` (``None`` stays ``None``)."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-class _LogFollower:
-    """Prints what a log file gained since the last look (for ``show_output``)."""
-
-    def __init__(self, path: str | None) -> None:
-        self.path = path
-        self.offset = 0
-
-    def print_new(self) -> None:
-        if not self.path:
-            return
-        try:
-            with open(self.path, "rb") as file:
-                file.seek(self.offset)
-                data = file.read()
-        except OSError:
-            return
-        if data:
-            self.offset += len(data)
-            sys.stdout.write(data.decode("utf-8", errors="replace"))
-            sys.stdout.flush()
-
-
-@attrs.frozen
-class HistoryEntry:
-    """One recorded change of a run: when, by whom, what kind, and what.
-
-    Attributes:
-        version: the event's position in its stream (runs and their metric batches each count
-            from 1).
-        time: when it was recorded (UTC).
-        actor: who recorded it.
-        kind: the event's name (``Created``, ``TagsSet``, ``MetricsLogged``...).
-        payload: what the event recorded.
-    """
-
-    version: int
-    time: datetime
-    actor: Actor
-    kind: str
-    payload: dict[str, Any]
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the entry as JSON-ready data."""
-        return {"version": self.version, "time": iso_utc(self.time),
-                "actor": self.actor.as_dict(), "kind": self.kind, "payload": self.payload}
-
-
-class Run:
+class Run(MetricsMixin, ChildrenMixin, HistoryMixin, WaitingMixin):
     """A run of an experiment: it logs metrics, carries properties and tags, has children.
 
     ``Run(experiment, run_id)`` loads an existing run; new runs come from
@@ -135,6 +82,9 @@ class Run:
         aggregate = experiment.workspace._session.load_run(run_id)
         if aggregate.experiment_name != experiment.name:
             raise RunNotFoundError(f"{run_id} (in experiment {experiment.name!r})")
+        if type(self) is Run:
+            # ``Run(exp, id)`` of a script run is a ScriptRun, as loading it any other way is.
+            self.__class__ = Run._class_for(aggregate.run_type)
         self._setup(experiment, aggregate, published=True)
 
     # ------------------------------------------------------------------ construction
@@ -142,37 +92,55 @@ class Run:
                published: bool, row: RunRow | None = None, run_id: str | None = None) -> None:
         self._experiment = experiment
         self._session: LedgerSession = experiment.workspace._session
+        self._settings: LedgerSettings = experiment.workspace._settings
         self._agg: RunAggregate | None = aggregate
         self._row = row
         self._run_id: str = aggregate.run_id if aggregate is not None else str(run_id)
         self._published = published
         self._lock = threading.RLock()
         self._metrics = MetricBuffer(self._run_id)
-        self._metric_batch = DEFAULT_METRIC_BATCH  # read from the environment at first log
 
-    @classmethod
-    def _from_aggregate(cls, experiment: Experiment, aggregate: RunAggregate, *,
+    # The run class of each run type (``register_type``); ``Run`` for any other type.
+    _types: ClassVar[dict[str, builtins.type[Run]]] = {}
+
+    @staticmethod
+    def register_type(run_type: str) -> Callable[[_T], _T]:
+        """Class decorator: runs of ``run_type`` are built as this subclass of ``Run``."""
+        def register(cls: _T) -> _T:
+            Run._types[run_type] = cls
+            return cls
+        return register
+
+    @staticmethod
+    def _class_for(run_type: str) -> builtins.type[Run]:
+        """The class of the runs of a type: the one place a run's class is chosen."""
+        return Run._types.get(run_type, Run)
+
+    @staticmethod
+    def _from_aggregate(experiment: Experiment, aggregate: RunAggregate, *,
                         published: bool) -> Run:
-        run = cls.__new__(cls)
+        run_class = Run._class_for(aggregate.run_type)
+        run = run_class.__new__(run_class)
         run._setup(experiment, aggregate, published=published)
         return run
 
-    @classmethod
-    def _from_row(cls, experiment: Experiment, row: RunRow) -> Run:
-        run = cls.__new__(cls)
+    @staticmethod
+    def _from_row(experiment: Experiment, row: RunRow) -> Run:
+        run_class = Run._class_for(row.run_type)
+        run = run_class.__new__(run_class)
         run._setup(experiment, None, published=True, row=row, run_id=row.run_id)
         return run
 
-    @classmethod
-    def _create(cls, experiment: Experiment, *, parent: Run | None = None,
+    @staticmethod
+    def _create(experiment: Experiment, *, parent: Run | None = None,
                 run_id: str | None = None, name: str | None = None,
                 display_name: str | None = None, description: str | None = None,
-                run_type: str = "experiment_run", target: str = "local",
+                run_type: str = EXPERIMENT_RUN_TYPE, target: str = "local",
                 tags: Mapping[str, Any] | None = None, start: bool = True,
                 status: RunStatus | None = None) -> Run:
         """Create a run (unpublished until the next flush point) and return it."""
         session = experiment.workspace._session
-        actor = current_actor()
+        actor = current_actor(experiment.workspace._settings.user)
         if run_id is None:
             run_id = new_run_id()
         else:
@@ -197,7 +165,7 @@ class Run:
             aggregate.set_status(status, actor)
         if start:
             aggregate.start(actor)
-        run = cls._from_aggregate(experiment, aggregate, published=False)
+        run = Run._from_aggregate(experiment, aggregate, published=False)
         session.add_unpublished(run)
         return run
 
@@ -209,12 +177,10 @@ class Run:
         Raises:
             RunNotFoundError: no run has this id.
         """
-        from ledger.sdk.experiment import Experiment
-
         aggregate = workspace._session.load_run(run_id)
-        experiment = Experiment._existing(workspace, aggregate.experiment_name,
-                                          aggregate.experiment_id)
-        return cls._from_aggregate(experiment, aggregate, published=True)
+        experiment = workspace._experiments.existing(aggregate.experiment_name,
+                                                     aggregate.experiment_id)
+        return Run._from_aggregate(experiment, aggregate, published=True)
 
     @classmethod
     def list(cls, experiment: Experiment, type: str | None = None,
@@ -235,7 +201,7 @@ class Run:
         for row in index.find_runs(experiment_name=experiment.name, run_type=type, tags=tags,
                                    properties=properties, status=status,
                                    include_children=include_children):
-            yield cls._from_row(experiment, row)
+            yield Run._from_row(experiment, row)
 
     @classmethod
     def get_context(cls, allow_offline: bool = True, **kwargs: Any) -> Run:
@@ -247,10 +213,12 @@ class Run:
         Raises:
             RunNotFoundError: not in a submitted script and ``allow_offline`` is False.
         """
-        from ledger.sdk.script import context_run
+        provider = Run._context_provider
+        assert provider is not None, "ledger.sdk.context registers it when ledger.sdk loads"
+        return provider(allow_offline)
 
-        run: Run = context_run(allow_offline=allow_offline)
-        return run
+    # Set by ledger.sdk.context (which needs Workspace, above this module).
+    _context_provider: ClassVar[Callable[[bool], Run] | None] = None
 
     def _aggregate(self) -> RunAggregate:
         agg = self._agg
@@ -268,6 +236,10 @@ class Run:
             if self._published:
                 self._session.app.fast_forward(agg)
             return agg
+
+    def _actor(self) -> Actor:
+        """Who this process records as the author of the run's changes."""
+        return current_actor(self._settings.user)
 
     # ------------------------------------------------------------------ identity
     @property
@@ -364,7 +336,7 @@ class Run:
         """
         if publish_first and not self._published:
             self._session.publish()
-        actor = current_actor()
+        actor = self._actor()
         with self._lock:
             if not self._published:
                 return command(self._aggregate(), actor)
@@ -429,17 +401,12 @@ class Run:
         """Cancel the run. Returns when durable.
 
         A run started in this process (``start_logging()``, ``child_run()``) becomes Canceled. A
-        submitted script run becomes CancelRequested and its process is stopped, then Canceled
-        (see ``ledger.sdk.script``).
+        submitted script run (``ScriptRun``) becomes CancelRequested and its process is stopped,
+        then Canceled (see ``ledger.sdk.script``).
 
         Raises:
             InvalidTransitionError: the run has already ended.
         """
-        if self.type == SCRIPT_RUN_TYPE:
-            from ledger.sdk.script import cancel_script_run
-
-            cancel_script_run(self)
-            return
         self._end(lambda agg, actor: agg.cancel(actor))
 
     def request_cancel(self) -> None:
@@ -459,7 +426,7 @@ class Run:
         """
         with self._lock:
             if not self._published and not self._metrics.count:
-                command(self._aggregate(), current_actor())
+                command(self._aggregate(), self._actor())
                 ended_locally = True
             else:
                 ended_locally = False
@@ -557,305 +524,9 @@ class Run:
 
     def get_details(self) -> dict[str, Any]:
         """Return the run's details, as the seed SDK shapes them (keys whose value is ``None``
-        are left out; times are ISO-8601 UTC strings ending in ``Z``)."""
-        agg = self._refreshed()
-        details: dict[str, Any] = {
-            "runId": agg.run_id,
-            "experimentName": agg.experiment_name,
-            "runType": agg.run_type,
-            "target": agg.target,
-            "status": agg.status.value,
-            "parentRunId": agg.parent_run_id,
-            "displayName": agg.display_name,
-            "description": agg.description,
-            "createdTimeUtc": iso_utc(agg.created_at),
-            "startTimeUtc": iso_utc(agg.started_at),
-            "endTimeUtc": iso_utc(agg.ended_at),
-            "properties": dict(agg.properties),
-            "tags": dict(agg.tags),
-            "inputDatasets": [],
-            "outputDatasets": [],
-            "logFiles": _log_files(agg.properties),
-            "submittedBy": agg.created_by.get("user"),
-            "error": dict(agg.error) if agg.error else None,
-        }
-        return {k: v for k, v in details.items() if v is not None}
-
-    def wait_for_completion(self, show_output: bool = False,
-                            wait_post_processing: bool = False,
-                            raise_on_error: bool = True) -> dict[str, Any]:
-        """Wait until the run has ended, then return its details.
-
-        Args:
-            show_output: print the run id, then a summary when it ends.
-            wait_post_processing: also wait through Finalizing and CancelRequested.
-            raise_on_error: raise if the run Failed.
-
-        Raises:
-            RunFailedError: the run Failed and ``raise_on_error`` is set.
+        are left out; times are ISO-8601 UTC strings ending in ``Z``; see ``ledger.sdk.details``).
         """
-        from ledger.domain.errors import RunFailedError
-
-        if show_output:
-            print(f"RunId: {self._run_id}")
-        waiting = set(_WAIT_STATUSES)
-        if wait_post_processing:
-            waiting |= _POST_PROCESSING_STATUSES
-        log = _LogFollower(self.get_properties().get("runledger.log_file")) if show_output \
-            else None
-        delay = 0.02
-        while RunStatus(self.get_status()) in waiting:
-            if log is not None:
-                log.print_new()
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.5)
-        if log is not None:
-            log.print_new()
-        details = self.get_details()
-        if show_output:
-            print("\nExecution Summary\n=================")
-            print(f"RunId: {self._run_id}")
-            print(f"Status: {details['status']}\n")
-        if raise_on_error and details["status"] == RunStatus.FAILED.value:
-            raise RunFailedError(self._run_id, details.get("error", {}))
-        return details
-
-    def get_history(self, include_metrics: bool = True) -> builtins.list[HistoryEntry]:
-        """Return every recorded change of the run, oldest first: the audit trail.
-
-        Args:
-            include_metrics: also list the metric batches (with their names and value counts).
-        """
-        self.flush()
-        app = self._session.app
-        entries = [_history_entry(event) for event in app.stream_events(run_stream_id(
-            self._run_id))]
-        if include_metrics:
-            entries.extend(_history_entry(event) for event in app.metric_events(self._run_id))
-            entries.sort(key=lambda e: e.time)
-        return entries
-
-    # ------------------------------------------------------------------ metrics
-    def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
-        """Log one value of a metric. Buffered: durable after ``flush()`` or the run's end.
-
-        Args:
-            name: the metric's name.
-            value: an int, float (NaN and infinities too), bool, string or numpy scalar.
-            description: what the metric is.
-            step: the value's step (a non-negative int), if any.
-
-        Raises:
-            ValidationError: a list or other non-scalar value, or a bad name or step.
-            RunFinishedError: the run has ended.
-        """
-        if type(value) is not float and (type(value) is not int
-                                         or not -MAX_INT <= value < MAX_INT):
-            value = coerce_scalar(value, name, self._run_id)
-        if step is not None and (type(step) is not int or step < 0 or step >= MAX_INT):
-            step = check_step(step, name, self._run_id)
-        with self._lock:
-            agg = self._agg
-            if agg is None or agg.status is not _RUNNING:
-                self._aggregate().check_active("log metrics")
-            buffer = self._metrics
-            series = buffer.scalars.get(name) or buffer.scalar_series(name, description)
-            series.values.append(value)
-            series.steps.append(step)
-            series.times.append(_now())
-            buffer.count += 1
-            count = buffer.count
-        if count == 1:
-            # Read per batch, not per run: a query builds a Run for every row it returns.
-            self._metric_batch = _metric_batch_size()
-            self._session.add_unflushed_metrics(self)
-        if count >= self._metric_batch:
-            self._flush_metrics()
-
-    def log_list(self, name: str, value: Iterable[Any], description: str = "") -> None:
-        """Log a list of values of a metric.
-
-        Raises:
-            ValidationError: not a list of scalars.
-            RunFinishedError: the run has ended.
-        """
-        self._buffer(lambda: self._metrics.add_list(name, value, description))
-
-    def log_row(self, name: str, description: str | None = None, **kwargs: Any) -> None:
-        """Log one row of a table metric: ``run.log_row("accuracy", x=1, y=0.9)``.
-
-        Raises:
-            ValidationError: no columns, or a non-scalar value.
-            RunFinishedError: the run has ended.
-        """
-        self._buffer(lambda: self._metrics.add_row(name, kwargs, description))
-
-    def log_table(self, name: str, value: Mapping[str, Iterable[Any]],
-                  description: str = "") -> None:
-        """Log a table metric as a dict of equally long columns.
-
-        Raises:
-            ValidationError: not a dict of equally long lists of scalars.
-            RunFinishedError: the run has ended.
-        """
-        self._buffer(lambda: self._metrics.add_table(name, value, description))
-
-    def _buffer(self, add: Any) -> None:
-        with self._lock:
-            self._aggregate().check_active("log metrics")
-            add()
-            count = self._metrics.count
-        self._metric_batch = _metric_batch_size()
-        self._session.add_unflushed_metrics(self)
-        if count >= self._metric_batch:
-            self._flush_metrics()
-
-    def _flush_metrics(self) -> int:
-        """Append the buffered metric values as one event. Returns the write's position."""
-        if not self._published:
-            self._session.publish()
-        with self._lock:
-            if not self._metrics.count:
-                return 0
-            series = self._metrics.series
-            stored = self._metrics.take()
-            try:
-                return self._session.app.append_metrics(self._run_id, stored, current_actor())
-            except BaseException:
-                self._metrics.series = series  # keep the values for the next flush
-                self._metrics.scalars = {k[0]: v for k, v in series.items() if k[1] == SCALAR}
-                self._metrics.count = sum(len(s.values) for s in series.values())
-                self._session.add_unflushed_metrics(self)
-                raise
-
-    def flush(self) -> None:
-        """Append everything buffered for this run; returns once it is durable.
-
-        Raises:
-            StoreError: the store failed (the values stay buffered).
-        """
-        if not self._published:
-            self._session.publish()
-        self._flush_metrics()
-
-    def get_metrics(self, name: str | None = None, recursive: bool = False,
-                    run_type: str | None = None, populate: bool = False) -> dict[str, Any]:
-        """Return the run's metrics in the seed SDK's shapes.
-
-        Args:
-            name: only this metric (``{name: value}``, or ``{}`` if never logged).
-            recursive: ``{run_id: metrics}`` for this run and every descendant that has metrics.
-
-        Returns:
-            A scalar logged once is its value, several times a list; ``log_row`` once gives
-            ``{col: value}``, several ``{col: [...]}``; ``log_table`` gives ``{col: [...]}``.
-        """
-        if recursive:
-            index = self._session.before_query()
-            result: dict[str, Any] = {}
-            for run_id in [self._run_id, *index.descendant_ids(self._run_id)]:
-                metrics = shape_metrics((e.series for e in self._session.app.metric_events(
-                    run_id)), name)
-                if metrics:
-                    result[run_id] = metrics
-            return result
-        self.flush()
-        return shape_metrics((e.series for e in self._session.app.metric_events(self._run_id)),
-                             name)
-
-    # ------------------------------------------------------------------ children
-    def child_run(self, name: str | None = None, run_id: str | None = None,
-                  outputs: Any = None) -> Run:
-        """Start a child run (Running). Use it as a context manager to end it.
-
-        Raises:
-            RunFinishedError: this run has ended.
-            ValidationError: a bad name or run id.
-        """
-        self._aggregate().check_active("create a child run")
-        return Run._create(self._experiment, parent=self, run_id=run_id, name=name)
-
-    def create_children(self, count: int | None = None, tag_key: str | None = None,
-                        tag_values: Iterable[Any] | None = None) -> builtins.list[Run]:
-        """Create many child runs at once, in one atomic write; returns them Running.
-
-        Give ``count`` (each child is tagged ``azureml.batch_child_number`` = "0", "1"...) or
-        ``tag_key`` with ``tag_values`` (one child per value, tagged ``{tag_key: value}``).
-
-        Raises:
-            ValidationError: neither or both ways given, a key without values, a bad count.
-            RunFinishedError: this run has ended.
-        """
-        if count is not None and (tag_key is not None or tag_values is not None):
-            raise ValidationError(
-                f"create_children() of run {self._run_id!r}: give count, or tag_key with "
-                "tag_values, not both")
-        if count is None and tag_key is None and tag_values is None:
-            raise ValidationError(
-                f"create_children() of run {self._run_id!r}: give count, or tag_key with "
-                "tag_values")
-        if count is not None:
-            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-                raise ValidationError(
-                    f"create_children() of run {self._run_id!r}: count must be a positive int, "
-                    f"not {count!r}")
-            tag_sets: builtins.list[dict[str, str | None]] = [
-                {"azureml.batch_child_number": str(i)} for i in range(count)]
-        else:
-            if tag_key is None:
-                raise ValidationError(
-                    f"create_children() of run {self._run_id!r}: tag_values needs a tag_key")
-            if tag_values is None:
-                raise ValidationError(
-                    f"create_children() of run {self._run_id!r}: tag_key {tag_key!r} needs "
-                    "tag_values")
-            if isinstance(tag_values, (str, bytes)):
-                raise ValidationError(
-                    f"create_children() of run {self._run_id!r}: tag_values must be a list, "
-                    "not a string")
-            # Validated up front, against this run: a bad tag refuses the whole batch.
-            tag_sets = [normalise_tags({tag_key: value}, self._run_id) for value in tag_values]
-            if not tag_sets:
-                raise ValidationError(
-                    f"create_children() of run {self._run_id!r}: tag_values is empty")
-        self._aggregate().check_active("create child runs")
-        # The publish lock keeps the background flusher from storing part of the batch.
-        with self._session._publish_lock:
-            children = [Run._create(self._experiment, parent=self, tags=tags)
-                        for tags in tag_sets]
-            self._session.publish()
-        return children
-
-    def get_children(self, recursive: bool = False,
-                     tags: str | Mapping[str, Any] | None = None,
-                     properties: str | Mapping[str, Any] | None = None,
-                     type: str | None = None,
-                     status: str | None = None, _rehydrate_runs: bool = True) -> Iterator[Run]:
-        """Yield the run's children (all descendants with ``recursive``), newest first.
-
-        Raises:
-            ValidationError: a filter of the wrong type.
-        """
-        index = self._session.before_query()
-        experiments: dict[str, Experiment] = {self._experiment.name: self._experiment}
-        for row in index.find_runs(parent_run_id=self._run_id, recursive=recursive, tags=tags,
-                                   properties=properties, run_type=type, status=status):
-            experiment = experiments.get(row.experiment_name)
-            if experiment is None:
-                from ledger.sdk.experiment import Experiment
-
-                experiment = experiments[row.experiment_name] = Experiment(
-                    self._experiment.workspace, row.experiment_name)
-            yield Run._from_row(experiment, row)
-
-    def submit_child(self, config: Any, tags: Mapping[str, Any] | None = None,
-                     **kwargs: Any) -> Run:
-        """Submit a script (a ``ScriptRunConfig``) as a child run of this run."""
-        from ledger.sdk.script import submit_script
-
-        self._aggregate().check_active("submit a child run")
-        child: Run = submit_script(self._experiment, config, tags=tags, parent=self, **kwargs)
-        return child
+        return details_from_aggregate(self._refreshed())
 
     # ------------------------------------------------------------------ context manager
     def __enter__(self) -> Run:
@@ -879,35 +550,3 @@ class Run:
                 self.fail(exc)
             except InvalidTransitionError:
                 print(f"runledger: could not mark run {self._run_id} Failed", file=sys.stderr)
-
-
-# The properties a submitted script's supervisor records its log files under, and the names the
-# seed SDK gives those logs in get_details()["logFiles"].
-_LOG_PROPERTIES = (("runledger.control_log_file", "azureml-logs/60_control_log.txt"),
-                   ("runledger.log_file", "azureml-logs/70_driver_log.txt"))
-
-
-def _log_files(properties: Mapping[str, str | None]) -> dict[str, str]:
-    return {name: str(properties[key]) for key, name in _LOG_PROPERTIES if properties.get(key)}
-
-
-def _metric_batch_size() -> int:
-    return int(os.environ.get("RUNLEDGER_METRIC_BATCH", DEFAULT_METRIC_BATCH))
-
-
-def _history_entry(event: Any) -> HistoryEntry:
-    state = dict(vars(event))
-    version = state.pop("originator_version")
-    state.pop("originator_id", None)
-    state.pop("originator_topic", None)
-    moment = state.pop("timestamp")
-    actor = Actor.from_dict(state.pop("actor", {}) or {})
-    kind = type(event).__name__
-    if isinstance(event, MetricsLogged):
-        state = {"series": [{"name": s[0], "kind": s[1], "count": len(s[3])}
-                            for s in event.series]}
-    else:
-        state.pop("run_id", None) if kind != "Created" else None
-    payload = {k: (str(v) if not isinstance(v, (str, int, float, bool, list, dict, type(None)))
-                   else v) for k, v in state.items()}
-    return HistoryEntry(version=version, time=moment, actor=actor, kind=kind, payload=payload)

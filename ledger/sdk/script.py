@@ -17,7 +17,6 @@ Scripts need a store other processes can open: a ``memory://`` store cannot run 
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import os
@@ -31,52 +30,44 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ledger.domain.errors import InvalidTransitionError, RunNotFoundError, ValidationError
+from ledger.domain.errors import InvalidTransitionError, ValidationError
 from ledger.domain.ids import new_script_run_id
+from ledger.domain.names import (
+    CONTROL_LOG_NAME,
+    DRIVER_LOG_NAME,
+    PROP_CONTROL_LOG_FILE,
+    PROP_LOG_FILE,
+    PROP_SCRIPT,
+    PROP_SCRIPT_PID,
+    PROP_SUPERVISOR_HOST,
+    PROP_SUPERVISOR_PID,
+    RUN_ID_ENV,
+    SCRIPT_RUN_TYPE,
+    SUPERVISED_RUN_ENV,
+)
 from ledger.domain.status import RunStatus
 from ledger.persistence.store import StoreConfig
-from ledger.sdk.run import SCRIPT_RUN_TYPE, Run
+from ledger.sdk.run import Run
 
 if TYPE_CHECKING:
     from ledger.sdk.experiment import Experiment
 
 __all__ = [
-    "OFFLINE_EXPERIMENT",
+    "ScriptRun",
     "ScriptRunConfig",
     "cancel_script_run",
-    "context_run",
     "running_supervisors",
     "submit_script",
 ]
-
-# Environment of a submitted script (and of its supervisor).
-RUN_ID_ENV = "RUNLEDGER_RUN_ID"
-STORE_ENV = "RUNLEDGER_STORE"
-EXPERIMENT_ENV = "RUNLEDGER_EXPERIMENT"
-WORKSPACE_ENV = "RUNLEDGER_WORKSPACE"
-SUPERVISED_RUN_ENV = "RUNLEDGER_SUPERVISED_RUN"  # set in the supervisor's own environment
-
-# Properties recorded on a script run (properties are immutable: each is set once).
-PROP_SCRIPT = "runledger.script"
-PROP_LOG_FILE = "runledger.log_file"
-PROP_CONTROL_LOG_FILE = "runledger.control_log_file"
-PROP_SUPERVISOR_PID = "runledger.supervisor_pid"
-PROP_SUPERVISOR_HOST = "runledger.supervisor_host"
-PROP_SCRIPT_PID = "runledger.script_pid"
-
-DRIVER_LOG_NAME = "70_driver_log.txt"
-CONTROL_LOG_NAME = "60_control_log.txt"
 
 EXIT_CODE_ERROR = "ScriptExecution.ExitCode"
 START_FAILED_ERROR = "ScriptExecution.StartFailed"
 
 KILL_GRACE = 3.0  # seconds between SIGTERM and SIGKILL
 
-OFFLINE_EXPERIMENT = "offline"
 CANCEL_TIMEOUT = 10.0  # how long cancel() waits for the supervisor to stop the script
 
 # The keyword arguments of the seed SDK's ScriptRunConfig this one accepts besides its own.
@@ -389,6 +380,24 @@ def submit_script(experiment: Experiment, config: Any, tags: Any = None,
     return run
 
 
+# ---------------------------------------------------------------------------------- the run class
+@Run.register_type(SCRIPT_RUN_TYPE)
+class ScriptRun(Run):
+    """A submitted script run (type ``azureml.scriptrun``), as the seed SDK's ``ScriptRun``.
+
+    ``Experiment.submit()`` returns one; loading or listing a run of this type gives one.
+    """
+
+    def cancel(self) -> None:
+        """Cancel the run: request it, then wait until its script is stopped (see
+        ``cancel_script_run``). Returns when durable.
+
+        Raises:
+            InvalidTransitionError: the run has already ended.
+        """
+        cancel_script_run(self)
+
+
 # ---------------------------------------------------------------------------------- canceling
 def _supervisor_alive(run: Run) -> bool | None:
     """Whether the run's supervisor is running: True, False, or None when it cannot be told
@@ -448,99 +457,3 @@ def cancel_script_run(run: Run, timeout: float = CANCEL_TIMEOUT) -> None:
     with contextlib.suppress(InvalidTransitionError):  # it may have ended in the meantime
         run._end(lambda agg, actor: agg.cancel(actor) if not agg.status.is_terminal else None)
     _stop_orphaned_script(run)
-
-
-# ---------------------------------------------------------------------------------- the context
-_context_lock = threading.Lock()
-_context_runs: dict[tuple[int, str, str], Run] = {}
-
-
-def context_run(allow_offline: bool = True) -> Run:
-    """Return the run this process runs as: ``Run.get_context()``.
-
-    In a submitted script (``RUNLEDGER_RUN_ID`` and ``RUNLEDGER_STORE`` set) it is the submitted
-    run. Elsewhere, with ``allow_offline``, it is a new Running run of the experiment
-    ``offline`` in ``Workspace.from_config()``, completed at interpreter exit (failed if the
-    program dies of an exception). The same run is returned on every call in a process.
-
-    Args:
-        allow_offline: start an offline run when not in a submitted script.
-
-    Returns:
-        The run.
-
-    Raises:
-        RunNotFoundError: not in a submitted script and ``allow_offline`` is False, or the
-            submitted run is not in the store.
-        StoreConfigError: the store URL or configuration is not understood.
-        StoreError: the store cannot be opened.
-    """
-    from ledger.sdk.experiment import Experiment
-    from ledger.sdk.workspace import Workspace
-
-    run_id = os.environ.get(RUN_ID_ENV)
-    store = os.environ.get(STORE_ENV)
-    if run_id and store:
-        key = (os.getpid(), run_id, store)
-        with _context_lock:
-            cached = _context_runs.get(key)
-            if cached is None:
-                workspace = Workspace(workspace_name=os.environ.get(WORKSPACE_ENV) or None,
-                                      store=store)
-                cached = _context_runs[key] = Run.get(workspace, run_id)
-            return cached
-    if not allow_offline:
-        error = RunNotFoundError("<context>")
-        error.args = (
-            f"Run.get_context(allow_offline=False): this process is not a submitted script run "
-            f"({RUN_ID_ENV} is not set)",)
-        raise error
-    workspace = Workspace.from_config()
-    key = (os.getpid(), OFFLINE_EXPERIMENT, workspace._store.url)
-    with _context_lock:
-        cached = _context_runs.get(key)
-        if cached is None:
-            cached = _context_runs[key] = Experiment(workspace, OFFLINE_EXPERIMENT).start_logging()
-            _OfflineFinalizer.install(cached)
-        return cached
-
-
-class _OfflineFinalizer:
-    """Ends offline context runs when the interpreter exits: Completed, or Failed if the
-    program died of an uncaught exception."""
-
-    runs: list[Run] = []
-    uncaught: BaseException | None = None
-    _installed = False
-
-    @classmethod
-    def install(cls, run: Run) -> None:
-        cls.runs.append(run)
-        if cls._installed:
-            return
-        cls._installed = True
-        previous = sys.excepthook
-
-        def hook(exc_type: type[BaseException], exc: BaseException,
-                 tb: TracebackType | None) -> None:
-            cls.uncaught = exc
-            previous(exc_type, exc, tb)
-
-        sys.excepthook = hook
-        atexit.register(cls.finish)
-
-    @classmethod
-    def finish(cls) -> None:
-        for run in cls.runs:
-            try:
-                status = RunStatus(run.get_status())
-                if status.is_terminal:
-                    continue
-                if status is RunStatus.CANCEL_REQUESTED:
-                    run._end(lambda agg, actor: agg.cancel(actor))
-                elif cls.uncaught is not None:
-                    run.fail(cls.uncaught)
-                else:
-                    run.complete()
-            except Exception as error:  # nothing to raise to at exit
-                print(f"runledger: could not end offline run {run.id}: {error}", file=sys.stderr)

@@ -26,28 +26,28 @@ import weakref
 from typing import TYPE_CHECKING
 
 from ledger.application import LedgerApplication
-from ledger.persistence.store import StoreConfig
+from ledger.config import LedgerSettings
 
 if TYPE_CHECKING:
     from ledger.domain.run import RunAggregate
     from ledger.sdk.run import Run
+    from ledger.sdk.run_metrics import MetricsMixin
     from projections.index import RunIndex
 
 logger = logging.getLogger("runledger")
-
-DEFAULT_FLUSH_INTERVAL = 1.0
 
 
 class LedgerSession:
     """The process-wide state of one open ledger.
 
     Args:
-        store: where the ledger is.
-        flush_interval: seconds between background flushes (``RUNLEDGER_FLUSH_INTERVAL``).
+        settings: the ledger's settings (``ledger.config.resolve_settings``): its store, the
+            background flush interval, the metric batch size and the user recorded as actor.
     """
 
-    def __init__(self, store: StoreConfig, flush_interval: float | None = None) -> None:
-        self.store = store
+    def __init__(self, settings: LedgerSettings) -> None:
+        self.settings = settings
+        self.store = store = settings.store
         self.pid = os.getpid()
         self.app = LedgerApplication(store)
         self._index: RunIndex | None = None
@@ -56,11 +56,9 @@ class LedgerSession:
         self._flush_lock = threading.RLock()
         self._list_lock = threading.Lock()
         self._unpublished: list[Run] = []
-        self._unflushed_metrics: dict[int, Run] = {}
+        self._unflushed_metrics: dict[int, MetricsMixin] = {}
         self.last_flush_error: BaseException | None = None
-        interval = flush_interval if flush_interval is not None else float(
-            os.environ.get("RUNLEDGER_FLUSH_INTERVAL", DEFAULT_FLUSH_INTERVAL))
-        self.flush_interval = interval
+        self.flush_interval = settings.flush_interval
         self._stop = threading.Event()
         # The thread holds the session weakly, so an unused session (a memory:// ledger of a
         # test, say) is collected and its thread ends.
@@ -109,7 +107,7 @@ class LedgerSession:
         with self._list_lock:
             self._unpublished.append(run)
 
-    def add_unflushed_metrics(self, run: Run) -> None:
+    def add_unflushed_metrics(self, run: MetricsMixin) -> None:
         """Remember a run that has buffered metric values."""
         with self._list_lock:
             self._unflushed_metrics[id(run)] = run
@@ -223,16 +221,18 @@ _sessions: dict[tuple[int, str], LedgerSession] = {}
 _sessions_lock = threading.Lock()
 
 
-def open_session(store: StoreConfig) -> LedgerSession:
+def open_session(settings: LedgerSettings) -> LedgerSession:
     """Return this process's session for a store, opening it on first use.
 
-    ``memory://`` stores are never shared: each call opens a new, empty ledger.
+    ``memory://`` stores are never shared: each call opens a new, empty ledger. Workspaces of
+    one process on one store share its session, with the settings of the first to open it.
 
     Raises:
         StoreError: the store cannot be opened.
     """
+    store = settings.store
     if store.kind == "memory":
-        return LedgerSession(store)
+        return LedgerSession(settings)
     key = (os.getpid(), store.url)
     with _sessions_lock:
         session = _sessions.get(key)
@@ -240,7 +240,7 @@ def open_session(store: StoreConfig) -> LedgerSession:
             # After a fork, the parent's sessions (their threads and connections) are unusable.
             for stale in [k for k in _sessions if k[0] != key[0]]:
                 del _sessions[stale]
-            session = _sessions[key] = LedgerSession(store)
+            session = _sessions[key] = LedgerSession(settings)
         return session
 
 

@@ -37,28 +37,37 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+import attrs
+
 from ledger.domain.errors import InvalidTransitionError, LedgerError, ValidationError
 from ledger.domain.ids import run_stream_id
-from ledger.domain.run import RunAggregate
-from ledger.domain.status import RunStatus, can_transition
-from ledger.domain.values import Actor
-from ledger.sdk.script import (
-    EXIT_CODE_ERROR,
+from ledger.domain.names import (
     EXPERIMENT_ENV,
     PROP_SCRIPT_PID,
     PROP_SUPERVISOR_HOST,
     PROP_SUPERVISOR_PID,
     RUN_ID_ENV,
-    START_FAILED_ERROR,
     STORE_ENV,
     SUPERVISED_RUN_ENV,
     WORKSPACE_ENV,
+)
+from ledger.domain.run import RunAggregate
+from ledger.domain.status import RunStatus, can_transition
+from ledger.domain.values import Actor
+from ledger.persistence.retry import RETRY
+from ledger.sdk.run import Run
+from ledger.sdk.script import (
+    EXIT_CODE_ERROR,
+    START_FAILED_ERROR,
     child_environment,
     stop_process_group,
 )
+from ledger.sdk.workspace import Workspace
 
 POLL_INTERVAL = 0.15  # seconds between two looks at the run's status
-FINALIZE_ATTEMPTS = 60  # the final status is retried this many times (0.5 s apart)
+# A supervisor outlasts a store that is down for a while: recording a script's end is retried
+# with the one policy, for longer than a write conflict is.
+STORE_RETRY = attrs.evolve(RETRY, deadline=120.0, attempts_max=1000)
 
 _END_EVENTS = (RunAggregate.Completed, RunAggregate.Failed, RunAggregate.Canceled)
 _TRACEBACK_HEAD = "Traceback (most recent call last):"
@@ -142,9 +151,6 @@ class Supervisor:
     """
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
-        from ledger.sdk.run import Run
-        from ledger.sdk.workspace import Workspace
-
         self.spec = spec
         self.run_id = str(spec["run_id"])
         self.script_label = str(spec.get("script") or spec["argv"][-1])
@@ -165,20 +171,22 @@ class Supervisor:
             return None
 
     def _apply(self, command: Callable[[RunAggregate, Actor], Any], what: str) -> Any:
-        """Apply a command to the run, retrying while the store fails."""
-        for attempt in range(FINALIZE_ATTEMPTS):
+        """Apply a command to the run, retrying (``STORE_RETRY``) while the store fails."""
+        def attempt() -> Any:
             try:
                 return self.run._command(command)
             except InvalidTransitionError as error:
                 _say(f"{what}: {error}")
                 return None
             except LedgerError as error:
-                if attempt == FINALIZE_ATTEMPTS - 1:
-                    _say(f"{what}: giving up: {error}")
-                    raise
                 _say(f"{what}: {error}; retrying")
-                time.sleep(0.5)
-        return None
+                raise
+
+        try:
+            return STORE_RETRY.call(attempt, retry_if=lambda error: isinstance(error, LedgerError))
+        except LedgerError as error:
+            _say(f"{what}: giving up: {error}")
+            raise
 
     def _cancel(self) -> None:
         def command(agg: RunAggregate, actor: Actor) -> None:
@@ -217,7 +225,7 @@ class Supervisor:
         if self.process is None:
             return False
         try:
-            events = self.run._session.app.stream_events(run_stream_id(self.run_id))
+            events = self.workspace.ledger.application.stream_events(run_stream_id(self.run_id))
         except LedgerError:
             return False
         ends = [e for e in events if isinstance(e, _END_EVENTS)]

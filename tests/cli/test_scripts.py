@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ledger import Experiment, Run, Workspace
-from ledger.cli import scripts
+from ledger.sdk.waiting import LogFollower
 from tests.cli.conftest import Invoke, stdout_json
 
 
@@ -92,7 +92,7 @@ def test_monitor_logs_follows_details_log_files(invoke: Invoke, workspace: Works
 
 def test_follower_reads_only_what_was_appended(tmp_path: Path) -> None:
     path = tmp_path / "log.txt"
-    follower = scripts._Follower(path)
+    follower = LogFollower(path)
     assert follower.read_new() == ""  # not there yet
     path.write_bytes(b"caf" + "é".encode()[:1])
     assert follower.read_new() == "caf"  # half a character waits for the rest

@@ -64,13 +64,13 @@ def live_state(run: Run) -> dict[str, Any]:
 def event_count(ws: Workspace) -> int:
     """Flush everything buffered in this process, then return the ledger's newest position."""
     ws.flush()
-    return ws._session.app.max_position()
+    return ws.ledger.application.max_position()
 
 
 def run_event_kinds(ws: Workspace, run_id: str) -> list[str]:
     """The kinds of the events stored in a run's own stream (after a flush)."""
     ws.flush()
-    return [type(e).__name__ for e in ws._session.app.stream_events(run_stream_id(run_id))]
+    return [type(e).__name__ for e in ws.ledger.application.stream_events(run_stream_id(run_id))]
 
 
 # Wide matrices of cases run case by case on the in-memory store, and all in one test on each

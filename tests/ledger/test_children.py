@@ -32,7 +32,7 @@ def transactions(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> Iterator[lis
 
     eventsourcing's recorders write each ``insert_events`` call in one transaction.
     """
-    recorder: Any = ws._session.app.recorder
+    recorder: Any = ws.ledger.application.recorder
     seen: list[list[str]] = []
     original = recorder.insert_events
 
@@ -135,14 +135,14 @@ def test_create_1000_children_in_one_transaction(ws: Workspace, exp: Experiment,
     parent = exp.start_logging()
     ws.flush()
     transactions.clear()
-    before = ws._session.app.max_position()
+    before = ws.ledger.application.max_position()
     children = parent.create_children(count=1000)
     assert len(children) == 1000
     with_children = [t for t in transactions if CREATED_TOPIC in t]
     assert len(with_children) == 1, [len(t) for t in transactions]
     assert with_children[0].count(CREATED_TOPIC) == 1000
     # The children's events sit side by side in the log, nothing else among them.
-    app = ws._session.app
+    app = ws.ledger.application
     after = app.max_position()
     notifications = app.read_log(before, limit=after - before + 1)
     created = [n.id for n in notifications if n.topic == CREATED_TOPIC]
@@ -160,7 +160,7 @@ def test_create_children_stays_atomic_with_a_busy_background_flusher(
     ws = Workspace(store=store_url)
     parent = Experiment(ws, "busy").start_logging()
     ws.flush()
-    recorder: Any = ws._session.app.recorder
+    recorder: Any = ws.ledger.application.recorder
     seen: list[int] = []
     original = recorder.insert_events
 
@@ -175,7 +175,7 @@ def test_create_children_stays_atomic_with_a_busy_background_flusher(
             parent.create_children(count=400)
             assert [n for n in seen if n] == [400]
     finally:
-        ws._session._stop.set()  # the session outlives the test: stop its busy flusher
+        ws.ledger.close()  # stop its busy flusher now (the session would outlive the test)
 
 
 def test_create_children_of_an_unpublished_parent(ws: Workspace, exp: Experiment,

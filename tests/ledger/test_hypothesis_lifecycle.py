@@ -238,7 +238,7 @@ class LedgerMachine(RuleBasedStateMachine):
             self.compare()
         finally:
             if self.ws._store.kind == "memory":
-                self.ws._session.close()
+                self.ws.ledger.close()
 
 
 def test_any_call_sequence_reopens_to_the_same_state(store_url: str, backend: str) -> None:

@@ -241,12 +241,18 @@ def test_a_refused_value_keeps_the_others(exp: Experiment) -> None:
 
 
 # ------------------------------------------------------------------ buffering and durability
-def test_memory_stays_bounded(monkeypatch: pytest.MonkeyPatch, ws: Workspace,
-                              exp: Experiment) -> None:
-    """With ``RUNLEDGER_METRIC_BATCH`` small, logging past it appends batches as it goes."""
+@pytest.fixture
+def metric_batch_50(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``RUNLEDGER_METRIC_BATCH=50``, set before the workspace (which reads it) is opened."""
     monkeypatch.setenv("RUNLEDGER_METRIC_BATCH", "50")
+
+
+@pytest.mark.usefixtures("metric_batch_50")
+def test_memory_stays_bounded(ws: Workspace, exp: Experiment) -> None:
+    """With ``RUNLEDGER_METRIC_BATCH`` small, logging past it appends batches as it goes."""
+    assert ws.settings.metric_batch == 50
     run = exp.start_logging()
-    app = ws._session.app
+    app = ws.ledger.application
     batches_seen = []
     for i in range(520):
         run.log("loss", float(i))

@@ -29,11 +29,9 @@ from ledger import (
     ValidationError,
     Workspace,
 )
+from ledger.domain.names import PROP_LOG_FILE, PROP_SCRIPT_PID, PROP_SUPERVISOR_PID
+from ledger.sdk.context import context_run
 from ledger.sdk.script import (
-    PROP_LOG_FILE,
-    PROP_SCRIPT_PID,
-    PROP_SUPERVISOR_PID,
-    context_run,
     pid_alive,
     running_supervisors,
 )

@@ -133,11 +133,18 @@ def test_threads_on_one_shared_run_object(ws: Workspace, exp: Experiment, reader
     assert run.get_tags() == state["tags"]
 
 
-@LOCAL_BACKENDS
-def test_threads_on_one_shared_run_with_small_metric_batches(
-        monkeypatch: pytest.MonkeyPatch, ws: Workspace, exp: Experiment, reader) -> None:
-    """Threshold flushes from many threads at once (``RUNLEDGER_METRIC_BATCH=64``)."""
+@pytest.fixture
+def metric_batch_64(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``RUNLEDGER_METRIC_BATCH=64``, set before the workspace (which reads it) is opened."""
     monkeypatch.setenv("RUNLEDGER_METRIC_BATCH", "64")
+
+
+@LOCAL_BACKENDS
+@pytest.mark.usefixtures("metric_batch_64")
+def test_threads_on_one_shared_run_with_small_metric_batches(
+        ws: Workspace, exp: Experiment, reader) -> None:
+    """Threshold flushes from many threads at once (``RUNLEDGER_METRIC_BATCH=64``)."""
+    assert ws.settings.metric_batch == 64
     run = exp.start_logging()
     run_threads(lambda index: do_work(run, index), ws)
     run.complete()
@@ -188,7 +195,7 @@ def test_flush_waits_for_a_flush_already_in_progress(monkeypatch: pytest.MonkeyP
     else:
         run = exp.start_logging()
         run.tag("new", "run")
-    recorder: Any = ws._session.app.recorder
+    recorder: Any = ws.ledger.application.recorder
     original = recorder.insert_events
     writing = threading.Event()
 

@@ -34,7 +34,7 @@ def _tables(url: str) -> set[str]:
 def test_url_and_environment_select_eventsourcing_postgres_recorder(
         pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     ws = Workspace(store=pg_url)
-    app = ws._session.app
+    app = ws.ledger.application
     assert isinstance(app.factory, LedgerPostgresFactory)
     assert isinstance(app.recorder, PostgresApplicationRecorder)
     with Experiment(ws, "e").start_logging() as run:
@@ -49,10 +49,10 @@ def test_url_and_environment_select_eventsourcing_postgres_recorder(
 def test_pool_stays_small_per_process(pg_url: str) -> None:
     """eventsourcing's defaults (5 connections, up to 15) would exhaust PostgreSQL's 100 with a
     few dozen processes; runledger keeps one (and a second when two threads need one)."""
-    app = Workspace(store=pg_url)._session.app
+    app = Workspace(store=pg_url).ledger.application
     pool = app.factory.datastore.pool  # type: ignore[attr-defined]
     assert (pool.min_size, pool.max_size) == (1, 2)
-    wide = Workspace(store=pg_url + "&pool_size=2&max_overflow=3")._session.app
+    wide = Workspace(store=pg_url + "&pool_size=2&max_overflow=3").ledger.application
     pool = wide.factory.datastore.pool  # type: ignore[attr-defined]
     assert (pool.min_size, pool.max_size) == (2, 5)
 

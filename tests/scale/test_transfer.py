@@ -105,21 +105,22 @@ def test_export_then_import_gives_the_same_ledger_and_twice_adds_nothing(
     populate(source)
     calls: list[tuple[int, int]] = []
     path = tmp_path / "ledger.rlx"
-    exported = export_ledger(source._session.app, path, progress=lambda d, t: calls.append((d, t)))
+    exported = export_ledger(source.ledger.application, path,
+                             progress=lambda d, t: calls.append((d, t)))
     assert calls[0][0] == 0 and calls[-1][0] == calls[-1][1] == exported.last_position
-    source_events = raw_log(source._session.app)
+    source_events = raw_log(source.ledger.application)
     assert exported.events == len(source_events)
 
     target = Workspace(store=target_url)
-    imported = import_ledger(target._session.app, path)
+    imported = import_ledger(target.ledger.application, path)
     assert (imported.events, imported.added, imported.skipped, imported.conflicts) == (
         len(source_events), len(source_events), 0, 0)
-    assert raw_log(target._session.app) == source_events
+    assert raw_log(target.ledger.application) == source_events
     assert answers(target) == answers(source)
 
-    again = import_ledger(target._session.app, path)
+    again = import_ledger(target.ledger.application, path)
     assert (again.added, again.skipped) == (0, len(source_events))
-    assert raw_log(target._session.app) == source_events
+    assert raw_log(target.ledger.application) == source_events
 
 
 def test_a_newer_export_adds_only_what_is_new(store_url: str, target_url: str,
@@ -127,18 +128,18 @@ def test_a_newer_export_adds_only_what_is_new(store_url: str, target_url: str,
     source = Workspace(store=store_url)
     populate(source)
     target = Workspace(store=target_url)
-    first = export_ledger(source._session.app, tmp_path / "one.rlx")
-    import_ledger(target._session.app, tmp_path / "one.rlx")
+    first = export_ledger(source.ledger.application, tmp_path / "one.rlx")
+    import_ledger(target.ledger.application, tmp_path / "one.rlx")
     assert answers(target) == answers(source)  # the target's index has caught up once
 
     populate(source, prefix="more-")
     old_run = next(Experiment(source, "transfer-a").get_runs())
     old_run.tag("later", "yes")
-    second = export_ledger(source._session.app, tmp_path / "two.rlx")
-    summary = import_ledger(target._session.app, tmp_path / "two.rlx")
+    second = export_ledger(source.ledger.application, tmp_path / "two.rlx")
+    summary = import_ledger(target.ledger.application, tmp_path / "two.rlx")
     assert summary.added == second.events - first.events > 0
     assert summary.skipped == first.events
-    assert raw_log(target._session.app) == raw_log(source._session.app)
+    assert raw_log(target.ledger.application) == raw_log(source.ledger.application)
     assert answers(target) == answers(source)
 
 
@@ -148,21 +149,21 @@ def test_a_truncated_export_imports_a_prefix_and_says_so(tmp_path: Path,
     source = Workspace(store=store_factory("sqlite"))
     populate(source)
     buffer = io.BytesIO()
-    summary = export_ledger(source._session.app, buffer)
+    summary = export_ledger(source.ledger.application, buffer)
     data = buffer.getvalue()
     target = Workspace(store=store_factory("sqlite"))
     with pytest.raises(TransferError, match=r"truncated|damaged"):
-        import_ledger(target._session.app, io.BytesIO(data[: len(data) // 2]), batch_size=7)
-    partial = raw_log(target._session.app)
+        import_ledger(target.ledger.application, io.BytesIO(data[: len(data) // 2]), batch_size=7)
+    partial = raw_log(target.ledger.application)
     assert 0 < len(partial) < summary.events
-    assert partial == raw_log(source._session.app)[: len(partial)]
-    finished = import_ledger(target._session.app, io.BytesIO(data))
+    assert partial == raw_log(source.ledger.application)[: len(partial)]
+    finished = import_ledger(target.ledger.application, io.BytesIO(data))
     assert finished.added == summary.events - len(partial)
     assert answers(target) == answers(source)
 
 
 def test_not_an_export_is_refused(tmp_path: Path, store_factory: Callable[[str], str]) -> None:
-    app = Workspace(store=store_factory("sqlite"))._session.app
+    app = Workspace(store=store_factory("sqlite")).ledger.application
     for content in (b"", b"hello", msgpack.packb({"format": "other"}),
                     msgpack.packb({"format": "runledger-export", "version": 99})):
         with pytest.raises(TransferError):
@@ -176,16 +177,16 @@ def test_a_diverged_stream_is_reported_not_overwritten(tmp_path: Path,
     source = Workspace(store=store_factory("sqlite"))
     run = Experiment(source, "e").start_logging()
     run.flush()
-    export_ledger(source._session.app, tmp_path / "base.rlx")
+    export_ledger(source.ledger.application, tmp_path / "base.rlx")
     target = Workspace(store=store_factory("sqlite"))
-    import_ledger(target._session.app, tmp_path / "base.rlx")
+    import_ledger(target.ledger.application, tmp_path / "base.rlx")
     from ledger import Run
 
     Run(Experiment(target, "e"), run.id).tag("side", "target")  # same version, other content
     run.tag("side", "source")
     run.tag("more", "source")
-    export_ledger(source._session.app, tmp_path / "next.rlx")
-    summary = import_ledger(target._session.app, tmp_path / "next.rlx")
+    export_ledger(source.ledger.application, tmp_path / "next.rlx")
+    summary = import_ledger(target.ledger.application, tmp_path / "next.rlx")
     assert summary.conflicts == 2 and summary.added == 0
     assert Run(Experiment(target, "e"), run.id).get_tags() == {"side": "target"}
 
@@ -203,12 +204,12 @@ def test_export_streams_in_bounded_memory(tmp_path: Path,
     path = tmp_path / "bulk.rlx"
     sizes: list[int] = []
     with open(path, "wb") as handle:
-        export_ledger(source._session.app, handle,
+        export_ledger(source.ledger.application, handle,
                       progress=lambda d, t: sizes.append(handle.tell()))
     assert len(sizes) > 2 and sizes == sorted(sizes) and sizes[1] > 0
     batches: list[int] = []
     target = Workspace(store=store_factory("sqlite"))
-    import_ledger(target._session.app, path, progress=lambda d, t: batches.append(d),
+    import_ledger(target.ledger.application, path, progress=lambda d, t: batches.append(d),
                   batch_size=100)
     assert len(batches) > 10
     assert len(list(Experiment(target, "bulk").get_runs())) == 300

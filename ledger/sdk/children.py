@@ -1,0 +1,125 @@
+"""A run's children: ``child_run``, ``create_children``, ``get_children``, ``submit_child``."""
+
+from __future__ import annotations
+
+import builtins
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, cast
+
+from ledger.domain.errors import ValidationError
+from ledger.domain.names import BATCH_CHILD_NUMBER_TAG
+from ledger.domain.values import normalise_tags
+
+if TYPE_CHECKING:
+    from ledger.domain.run import RunAggregate
+    from ledger.sdk.experiment import Experiment
+    from ledger.sdk.run import Run
+    from ledger.sdk.session import LedgerSession
+    from projections.read_models import RunRow
+
+
+class ChildrenMixin:
+    """The child-run methods of ``Run``."""
+
+    if TYPE_CHECKING:
+        _run_id: str
+        _session: LedgerSession
+        _experiment: Experiment
+        _lock: threading.RLock
+
+        def _aggregate(self) -> RunAggregate: ...
+
+        @staticmethod
+        def _create(experiment: Experiment, *, parent: Any = None,
+                    run_id: str | None = None, name: str | None = None,
+                    tags: Mapping[str, Any] | None = None) -> Run: ...
+
+        @staticmethod
+        def _from_row(experiment: Experiment, row: RunRow) -> Run: ...
+
+    def child_run(self, name: str | None = None, run_id: str | None = None,
+                  outputs: Any = None) -> Run:
+        """Start a child run (Running). Use it as a context manager to end it.
+
+        Raises:
+            RunFinishedError: this run has ended.
+            ValidationError: a bad name or run id.
+        """
+        self._aggregate().check_active("create a child run")
+        return self._create(self._experiment, parent=self, run_id=run_id, name=name)
+
+    def create_children(self, count: int | None = None, tag_key: str | None = None,
+                        tag_values: Iterable[Any] | None = None) -> builtins.list[Run]:
+        """Create many child runs at once, in one atomic write; returns them Running.
+
+        Give ``count`` (each child is tagged ``azureml.batch_child_number`` = "0", "1"...) or
+        ``tag_key`` with ``tag_values`` (one child per value, tagged ``{tag_key: value}``).
+
+        Raises:
+            ValidationError: neither or both ways given, a key without values, a bad count.
+            RunFinishedError: this run has ended.
+        """
+        if count is not None and (tag_key is not None or tag_values is not None):
+            raise ValidationError(
+                f"create_children() of run {self._run_id!r}: give count, or tag_key with "
+                "tag_values, not both")
+        if count is None and tag_key is None and tag_values is None:
+            raise ValidationError(
+                f"create_children() of run {self._run_id!r}: give count, or tag_key with "
+                "tag_values")
+        if count is not None:
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise ValidationError(
+                    f"create_children() of run {self._run_id!r}: count must be a positive int, "
+                    f"not {count!r}")
+            tag_sets: builtins.list[dict[str, str | None]] = [
+                {BATCH_CHILD_NUMBER_TAG: str(i)} for i in range(count)]
+        else:
+            if tag_key is None:
+                raise ValidationError(
+                    f"create_children() of run {self._run_id!r}: tag_values needs a tag_key")
+            if tag_values is None:
+                raise ValidationError(
+                    f"create_children() of run {self._run_id!r}: tag_key {tag_key!r} needs "
+                    "tag_values")
+            if isinstance(tag_values, (str, bytes)):
+                raise ValidationError(
+                    f"create_children() of run {self._run_id!r}: tag_values must be a list, "
+                    "not a string")
+            # Validated up front, against this run: a bad tag refuses the whole batch.
+            tag_sets = [normalise_tags({tag_key: value}, self._run_id) for value in tag_values]
+            if not tag_sets:
+                raise ValidationError(
+                    f"create_children() of run {self._run_id!r}: tag_values is empty")
+        self._aggregate().check_active("create child runs")
+        # The publish lock keeps the background flusher from storing part of the batch.
+        with self._session._publish_lock:
+            children = [self._create(self._experiment, parent=self, tags=tags)
+                        for tags in tag_sets]
+            self._session.publish()
+        return children
+
+    def get_children(self, recursive: bool = False,
+                     tags: str | Mapping[str, Any] | None = None,
+                     properties: str | Mapping[str, Any] | None = None,
+                     type: str | None = None,
+                     status: str | None = None, _rehydrate_runs: bool = True) -> Iterator[Run]:
+        """Yield the run's children (all descendants with ``recursive``), newest first.
+
+        Raises:
+            ValidationError: a filter of the wrong type.
+        """
+        index = self._session.before_query()
+        workspace = self._experiment.workspace
+        for row in index.find_runs(parent_run_id=self._run_id, recursive=recursive, tags=tags,
+                                   properties=properties, run_type=type, status=status):
+            experiment = self._experiment if row.experiment_name == self._experiment.name \
+                else workspace._experiments.existing(row.experiment_name)
+            yield self._from_row(experiment, row)
+
+    def submit_child(self, config: Any, tags: Mapping[str, Any] | None = None,
+                     **kwargs: Any) -> Run:
+        """Submit a script (a ``ScriptRunConfig``) as a child run of this run."""
+        self._aggregate().check_active("submit a child run")
+        return self._experiment._submit(config, tags=tags, parent=cast("Run", self), **kwargs)
