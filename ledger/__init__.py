@@ -5,6 +5,8 @@ Code written for the Azure ML SDK v1 run API ports by changing its import line::
     from ledger import Workspace, Experiment, Run, ScriptRunConfig
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ledger.domain.errors import (
     ConcurrencyError,
     ExperimentNotFoundError,
@@ -19,10 +21,22 @@ from ledger.domain.errors import (
     ValidationError,
 )
 from ledger.domain.status import RunStatus
-from ledger.sdk.experiment import Experiment
-from ledger.sdk.run import HistoryEntry, Run
-from ledger.sdk.script import ScriptRunConfig
-from ledger.sdk.workspace import Workspace
+
+if TYPE_CHECKING:
+    from ledger.sdk.experiment import Experiment
+    from ledger.sdk.run import HistoryEntry, Run
+    from ledger.sdk.script import ScriptRunConfig
+    from ledger.sdk.workspace import Workspace
+
+# The SDK is imported when one of its names is first used (PEP 562), so that importing
+# ``ledger.cli`` (``runledger --help``) or ``projections`` does not load it.
+_SDK_NAMES = {
+    "Experiment": "ledger.sdk.experiment",
+    "HistoryEntry": "ledger.sdk.run",
+    "Run": "ledger.sdk.run",
+    "ScriptRunConfig": "ledger.sdk.script",
+    "Workspace": "ledger.sdk.workspace",
+}
 
 VERSION = "0.1.0"
 __version__ = VERSION
@@ -48,3 +62,15 @@ __all__ = [
     "Workspace",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import an SDK name on first use (``ledger.Workspace``...)."""
+    module = _SDK_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ledger' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

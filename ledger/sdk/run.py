@@ -25,10 +25,13 @@ from ledger.domain.status import RunStatus
 from ledger.domain.values import (
     Actor,
     check_description,
+    check_metric_name,
     check_name,
     current_actor,
     normalise_properties,
+    normalise_tag,
     normalise_tag_keys,
+    normalise_tag_value_sets,
     normalise_tags,
 )
 from ledger.sdk.metrics import MAX_INT, MetricBuffer, check_step, coerce_scalar, shape_metrics
@@ -489,7 +492,8 @@ class Run:
         Raises:
             ValidationError: the key is not a non-empty string.
         """
-        self._command(lambda agg, actor: agg.set_tags({key: value}, actor))
+        tags = normalise_tag(key, value, self._run_id)
+        self._command(lambda agg, actor: agg.set_tags(tags, actor))
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set several tags (merged into the existing ones).
@@ -659,6 +663,8 @@ class Run:
             if agg is None or agg.status is not _RUNNING:
                 self._aggregate().check_active("log metrics")
             buffer = self._metrics
+            if type(name) is not str:  # before the dict lookup: a list is not hashable
+                check_metric_name(name, self._run_id)
             series = buffer.scalars.get(name) or buffer.scalar_series(name, description)
             series.values.append(value)
             series.steps.append(step)
@@ -814,7 +820,7 @@ class Run:
                     f"create_children() of run {self._run_id!r}: tag_values must be a list, "
                     "not a string")
             # Validated up front, against this run: a bad tag refuses the whole batch.
-            tag_sets = [normalise_tags({tag_key: value}, self._run_id) for value in tag_values]
+            tag_sets = normalise_tag_value_sets(tag_key, tag_values, self._run_id)
             if not tag_sets:
                 raise ValidationError(
                     f"create_children() of run {self._run_id!r}: tag_values is empty")
