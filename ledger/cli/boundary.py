@@ -21,6 +21,7 @@ error); a traceback is shown only with ``--debug``, before that line.
 from __future__ import annotations
 
 import errno
+import logging
 import sys
 import traceback
 from collections.abc import Sequence
@@ -34,6 +35,8 @@ from ledger.domain.errors import (
     RunFailedError,
     RunNotFoundError,
 )
+
+logger = logging.getLogger("runledger.cli")
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -124,6 +127,13 @@ class ErrorBoundary(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; a user-caused error becomes a ``CommandError``."""
+        if logger.isEnabledFor(logging.DEBUG):
+            import platform
+            import shlex
+
+            argv = getattr(ctx.obj, "argv", None) or []
+            logger.debug("command line: %s", shlex.join(["runledger", *argv]))
+            logger.debug("Python %s on %s", platform.python_version(), platform.platform())
         try:
             return super().invoke(ctx)
         except USER_ERRORS as error:
@@ -143,7 +153,8 @@ class ErrorBoundary(click.Group):
         if bad is not None and standalone_mode:
             click.UsageError(one_line(f"argument {bad!r} is not valid UTF-8")).show()
             sys.exit(EXIT_USAGE)
-        extra.setdefault("obj", CliState())
+        state = extra.setdefault("obj", CliState())
+        state.argv = argv
         with invocation_logging():
             try:
                 return super().main(argv, prog_name, complete_var, standalone_mode,

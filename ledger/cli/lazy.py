@@ -10,10 +10,13 @@ command itself is invoked or its own help is shown (click's "lazily loading subc
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import click
+
+logger = logging.getLogger("runledger.cli")
 
 #: One lazy command: ``("package.module:attribute", "short help")``.
 LazyEntry = tuple[str, str]
@@ -56,6 +59,7 @@ class LazyGroup(click.Group):
         """
         import_path = self.lazy_commands[cmd_name][0]
         module_name, _, attribute = import_path.partition(":")
+        logger.debug("loading command %r from %s", cmd_name, import_path)
         command = getattr(importlib.import_module(module_name), attribute)
         if not isinstance(command, click.Command):
             raise TypeError(f"{import_path} is not a click command (lazy entry {cmd_name!r})")

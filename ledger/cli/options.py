@@ -55,6 +55,7 @@ class CliState:
         self.resource_group: str | None = None
         self.subscription_id: str | None = None
         self.path: str | None = None
+        self.argv: list[str] = []  # the command line, for --debug
 
     @property
     def output_format(self) -> str:
