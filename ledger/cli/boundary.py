@@ -1,18 +1,7 @@
 """How a ``runledger`` command ends: the exit codes of the Azure CLI and one ``Error:`` line.
 
-======  =====================================================================================
- Exit   Meaning
-======  =====================================================================================
- 0      the command succeeded
- 1      an error: any ``ledger.LedgerError`` (bad value, store failure, a run that cannot do
-        what was asked, a run that Failed for ``run wait``/``submit-script``...), and an
-        ``OSError``, ``UnicodeError`` or ``ValueError`` caused by the input (a file that
-        cannot be written, a bad port in a store URL, a bad ``RUNLEDGER_*`` value...)
- 2      a usage error: the command line cannot be parsed (unknown command or option, a
-        missing or bad option value, an invalid ``--query``, an argument that is not UTF-8)
- 3      the run or experiment named does not exist (``RunNotFoundError``,
-        ``ExperimentNotFoundError``), as the Azure CLI's ``ResourceNotFoundError``
-======  =====================================================================================
+The exit codes (``EXIT_CODES``; docs/cli.md shows the same table): 0 ok, 1 error, 2 usage
+error, 3 the run or experiment does not exist.
 
 Every error is one ``Error: ...`` line on standard error (click adds the usage lines to a usage
 error); a traceback is shown only with ``--debug``, before that line.
@@ -42,6 +31,23 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3
+
+#: What each exit code means (the CLI reference, docs/cli.md, is generated from this table).
+EXIT_CODES = {
+    EXIT_OK: "The command succeeded.",
+    EXIT_ERROR: (
+        "An error: any `ledger.LedgerError` (a value the ledger refuses, a store that fails, a "
+        "run that cannot do what was asked, a run that Failed for `run wait` and "
+        "`run submit-script`...), and an `OSError`, `UnicodeError` or `ValueError` caused by "
+        "the input (a file that cannot be written, a bad port in a store URL, a bad "
+        "`RUNLEDGER_*` value...)."),
+    EXIT_USAGE: (
+        "A usage error: the command line cannot be parsed (an unknown command or option, a "
+        "missing or bad option value, an invalid `--query`, an argument that is not UTF-8)."),
+    EXIT_NOT_FOUND: (
+        "The run or experiment named does not exist (`RunNotFoundError`, "
+        "`ExperimentNotFoundError`), as the Azure CLI's `ResourceNotFoundError`."),
+}
 
 #: Errors caused by what the user gave (a path, a URL, an environment value): shown as one line.
 USER_ERRORS = (LedgerError, OSError, UnicodeError, ValueError)
