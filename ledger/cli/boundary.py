@@ -160,7 +160,8 @@ class ErrorBoundary(click.Group):
             click.UsageError(one_line(f"argument {bad!r} is not valid UTF-8")).show()
             sys.exit(EXIT_USAGE)
         state = extra.setdefault("obj", CliState())
-        state.argv = argv
+        if isinstance(state, CliState):
+            state.argv = argv
         with invocation_logging():
             try:
                 return super().main(argv, prog_name, complete_var, standalone_mode,

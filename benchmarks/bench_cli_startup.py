@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""CLI start-up benchmark: ``runledger --help`` against ``python -c "import click"``.
+
+Usage (from the repository root, in the environment where runledger is installed)::
+
+    python benchmarks/bench_cli_startup.py                 # 21 runs of each command
+    python benchmarks/bench_cli_startup.py --runs 51 --json
+    python benchmarks/bench_cli_startup.py --write         # also rewrites the block in RESULTS.md
+    # another checkout's CLI, measured the same way (e.g. before a change):
+    PYTHONPATH=/path/to/checkout python benchmarks/bench_cli_startup.py --module
+
+Each command is a fresh process (wall time of ``subprocess.run``, output captured). The commands
+are run in rounds, one of each per round in a fixed order, so that a burst of load on a shared
+machine slows every command alike; the figure is the median of the rounds, and the ratio is
+``runledger --help`` over ``python -c "import click"`` of the same run: the part of the start-up
+that is runledger's own (click is the floor: the CLI cannot print help without it). ``python -c
+pass`` is the interpreter's start, and ``experiment list`` on an empty in-memory store the
+start-up of a command that opens a ledger (it imports the SDK and eventsourcing).
+
+Prints a Markdown table (or one JSON object with ``--json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+BEGIN, END = "<!-- cli-startup:begin -->", "<!-- cli-startup:end -->"
+
+
+def runledger(use_module: bool) -> list[str]:
+    """The ``runledger`` console script (``python -m ledger.cli`` if asked or not installed)."""
+    script = None if use_module else shutil.which("runledger")
+    return [script] if script else [sys.executable, "-m", "ledger.cli"]
+
+
+def commands(use_module: bool) -> dict[str, list[str]]:
+    cli = runledger(use_module)
+    return {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        'python -c "import click"': [sys.executable, "-c", "import click"],
+        "runledger --help": [*cli, "--help"],
+        "runledger --version": [*cli, "--version"],
+        "runledger --store memory:// experiment list": [*cli, "--store", "memory://",
+                                                        "experiment", "list"],
+    }
+
+
+def measure(runs: int, use_module: bool) -> dict[str, list[float]]:
+    """Wall seconds of each command, ``runs`` rounds."""
+    todo = commands(use_module)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNLEDGER_")}
+    times: dict[str, list[float]] = {name: [] for name in todo}
+    for argv in todo.values():  # one warm-up each: file caches, .pyc files
+        subprocess.run(argv, capture_output=True, check=True, env=env)
+    for _ in range(runs):
+        for name, argv in todo.items():
+            start = time.perf_counter()
+            subprocess.run(argv, capture_output=True, check=True, env=env)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def summary(times: dict[str, list[float]], runs: int, use_module: bool) -> dict[str, object]:
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    help_ms = medians["runledger --help"]
+    click_ms = medians['python -c "import click"']
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "runs": runs,
+        "command": runledger(use_module)[0] if not use_module else "python -m ledger.cli",
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "median_ms": {name: round(value * 1000, 1) for name, value in medians.items()},
+        "ratio_help_to_import_click": round(help_ms / click_ms, 2),
+        "help_minus_import_click_ms": round((help_ms - click_ms) * 1000, 1),
+    }
+
+
+def markdown(result: dict[str, object]) -> str:
+    medians: dict[str, float] = result["median_ms"]  # type: ignore[assignment]
+    lines = [
+        f"Latest run: **{result['date']}**, `python benchmarks/bench_cli_startup.py "
+        f"--runs {result['runs']}` ({result['command']}; Python {result['python']}, "
+        f"{result['cpus']} CPUs, load average {result['load_average']}).",
+        "",
+        "| command | median ms |",
+        "|---|---:|",
+        *(f"| `{name}` | {value:.1f} |" for name, value in medians.items()),
+        "",
+        f"`runledger --help` / `python -c \"import click\"` = "
+        f"**{result['ratio_help_to_import_click']} times** "
+        f"(+{result['help_minus_import_click_ms']} ms of runledger's own).",
+    ]
+    return "\n".join(lines)
+
+
+def write_results(block: str) -> None:
+    text = RESULTS.read_text(encoding="utf-8")
+    new = f"{BEGIN}\n{block}\n{END}"
+    if BEGIN in text:
+        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: new, text,
+                      flags=re.S)
+    else:
+        text = text.rstrip("\n") + "\n\n## CLI start-up\n\n" + new + "\n"
+    RESULTS.write_text(text, encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=21, help="rounds (default 21)")
+    parser.add_argument("--module", action="store_true",
+                        help="measure `python -m ledger.cli` instead of the console script")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--write", action="store_true",
+                        help="rewrite the CLI start-up block of benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    result = summary(measure(args.runs, args.module), args.runs, args.module)
+    print(json.dumps(result, indent=2) if args.json else markdown(result))
+    if args.write:
+        write_results(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
