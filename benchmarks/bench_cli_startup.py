@@ -93,7 +93,8 @@ def summary(times: dict[str, list[float]], runs: int, use_module: bool) -> dict[
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "runs": runs,
         "arguments": " ".join(sys.argv[1:]),
-        "command": runledger(use_module)[0] if not use_module else "python -m ledger.cli",
+        "command": "python -m ledger.cli" if use_module or not shutil.which("runledger")
+        else "the runledger console script",
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
