@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from ledger.cli.logs import log_workspace
 from ledger.cli.options import state
 from ledger.domain.errors import ExperimentNotFoundError, RunNotFoundError, ValidationError
 from ledger.domain.ids import experiment_stream_id
@@ -43,7 +44,9 @@ def open_workspace() -> Workspace:
         StoreError: the store cannot be opened.
     """
     options = state()
-    return Workspace(workspace_name=options.workspace_name, store=options.store)
+    workspace = Workspace(workspace_name=options.workspace_name, store=options.store)
+    log_workspace(workspace.store_url, workspace.name, options.store, workspace.config_file)
+    return workspace
 
 
 def query_index(workspace: Workspace) -> RunIndex:

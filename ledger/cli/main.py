@@ -2,85 +2,137 @@
 
 ::
 
-    runledger [--store URL] [-w NAME] [-o FORMAT] [--query JMESPATH]
+    runledger [--store URL] [-w NAME] [-o FORMAT] [--query JMESPATH] [--debug] [--verbose] ...
       run list | show | cancel | update | history | metrics | wait | submit-script | monitor-logs
       experiment list
+      folder attach
       projections rebuild
+      export | import
 
-Every ``ledger.LedgerError`` ends the command with one line on standard error (``Error: ...``)
-and exit status 1; usage errors exit with status 2 (click's default).
+Exit codes are the Azure CLI's: 0 ok, 1 error, 2 usage, 3 a run or experiment that does not
+exist (see ``ledger.cli.boundary``).
+
+The commands are loaded lazily: this module imports click and the small option modules only,
+so ``runledger --help`` and ``--version`` start without importing the SDK, eventsourcing or
+rich. A command's module is imported when the command is invoked or its own help is shown.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
-from ledger import VERSION
-from ledger.cli.experiments import list_experiments
-from ledger.cli.maintenance import export_command, import_command, rebuild_projections
+from ledger.cli.boundary import ErrorBoundary
+from ledger.cli.lazy import LazyEntry, LazyGroup
 from ledger.cli.options import common_options
-from ledger.cli.run_actions import cancel_run, failure_message, update_run, wait_run
-from ledger.cli.runs import list_runs, run_history, run_metrics, show_run
-from ledger.cli.scripts import monitor_logs, submit_script
-from ledger.domain.errors import LedgerError, RunFailedError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
+DISTRIBUTION = "runledger-ml"
 
-def error_line(error: LedgerError) -> str:
-    """The one line that tells a ``LedgerError`` on standard error."""
-    if isinstance(error, RunFailedError):
-        return failure_message(error.run_id, error.error)
-    return " ".join(str(error).split()) or type(error).__name__
+# The command tables: name -> ("module:attribute", short help). ADDING A COMMAND (or a group
+# of commands defined in its own module, e.g. ``"audit": ("ledger.cli.audit:audit_group",
+# "...")``) IS ONE LINE in the table of the group it belongs to. The short help is what the
+# group's help lists without importing the module; it must be the first sentence of the
+# command's own help (tests/cli/test_lazy_commands.py checks it, and that the module is not
+# imported by `runledger --help`), and docs/cli.md is regenerated with `cog -r docs/cli.md`.
+ROOT_COMMANDS: dict[str, LazyEntry] = {
+    "export": ("ledger.cli.maintenance:export_command",
+               "Write the whole event log to FILE (msgpack, streamed), for backup or another "
+               "store."),
+    "folder": ("ledger.cli.folder:folder_group",
+               "Attach a folder to a workspace: write the configuration file that "
+               "`Workspace.from_config()` and the commands run there find."),
+    "import": ("ledger.cli.maintenance:import_command",
+               "Append the events of an export FILE to this ledger; events it already holds "
+               "are skipped, so importing twice adds nothing and a newer export adds only "
+               "what is new."),
+}
+RUN_COMMANDS: dict[str, LazyEntry] = {
+    "cancel": ("ledger.cli.run_actions:cancel_run",
+               "Cancel a run (a submitted script's process is stopped)."),
+    "history": ("ledger.cli.runs:run_history",
+                "Show a run's audit trail: every recorded change, oldest first, with who made "
+                "it."),
+    "list": ("ledger.cli.runs:list_runs",
+             "List runs, newest first, as run details (the keys of `run show`)."),
+    "metrics": ("ledger.cli.runs:run_metrics",
+                "Show a run's metrics (`Run.get_metrics()`): a value logged once is the "
+                "value, several times a list; rows and tables are {column: values}."),
+    "monitor-logs": ("ledger.cli.scripts:monitor_logs",
+                     "Print a run's log files, following them until the run ends."),
+    "show": ("ledger.cli.runs:show_run",
+             "Show a run's details (`Run.get_details()`, plus its number)."),
+    "submit-script": ("ledger.cli.scripts:submit_script",
+                      "Submit SCRIPT (with ARGUMENTS) as a run, wait for it and show its "
+                      "details."),
+    "update": ("ledger.cli.run_actions:update_run",
+               "Change a run's tags, properties, display name or description; show its "
+               "details."),
+    "wait": ("ledger.cli.run_actions:wait_run",
+             "Wait until a run has ended, then show its details (exit status 1 if it Failed)."),
+}
+EXPERIMENT_COMMANDS: dict[str, LazyEntry] = {
+    "list": ("ledger.cli.experiments:list_experiments",
+             "List the experiments, by name, with their ids, creation and run counts."),
+}
+PROJECTIONS_COMMANDS: dict[str, LazyEntry] = {
+    "rebuild": ("ledger.cli.maintenance:rebuild_projections",
+                "Drop the query index (the read models) and rebuild it from the event log."),
+}
 
 
-class LedgerGroup(click.Group):
-    """A command group that turns every ``LedgerError`` into a clean ``Error:`` line."""
+class RootGroup(ErrorBoundary, LazyGroup):
+    """The ``runledger`` group: lazy commands, inside the error boundary."""
 
-    def invoke(self, ctx: click.Context) -> Any:
-        """Run the command; a ``LedgerError`` becomes a ``click.ClickException`` (exit 1)."""
+
+def distribution_version() -> str:
+    """The installed version of runledger, from the package metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    for name in (DISTRIBUTION, "runledger"):  # the distribution's name before the rename
         try:
-            return super().invoke(ctx)
-        except LedgerError as error:
-            raise click.ClickException(error_line(error)) from None
+            return version(name)
+        except PackageNotFoundError:
+            continue
+    return "unknown"
 
 
-@click.group("runledger", cls=LedgerGroup, context_settings=CONTEXT_SETTINGS)
-@click.version_option(VERSION, "--version", prog_name="runledger",
-                      help="Show the version and exit.")
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"runledger, version {distribution_version()}")
+        ctx.exit()
+
+
+@click.group("runledger", cls=RootGroup, context_settings=CONTEXT_SETTINGS,
+             lazy_commands=ROOT_COMMANDS)
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_print_version, help="Show the version and exit.")
 @common_options
 def cli() -> None:
     """runledger: an event-sourced ledger of machine-learning runs.
 
-    The commands mirror the Azure ML CLI's `az ml run ...`. The store, workspace and output
-    options may be given here or on each command.
+    The commands mirror the Azure ML CLI's `az ml run ...`. The store, workspace, output and
+    logging options may be given here or on each command. Exit status: 0 ok, 1 error, 2 usage
+    error, 3 the run or experiment does not exist.
     """
 
 
-@cli.group("run", context_settings=CONTEXT_SETTINGS)
+@cli.group("run", cls=LazyGroup, context_settings=CONTEXT_SETTINGS,
+           lazy_commands=RUN_COMMANDS)
 def run_group() -> None:
     """List, show, change, wait for, and submit runs."""
 
 
-@cli.group("experiment", context_settings=CONTEXT_SETTINGS)
+@cli.group("experiment", cls=LazyGroup, context_settings=CONTEXT_SETTINGS,
+           lazy_commands=EXPERIMENT_COMMANDS)
 def experiment_group() -> None:
     """List experiments."""
 
 
-@cli.group("projections", context_settings=CONTEXT_SETTINGS)
+@cli.group("projections", cls=LazyGroup, context_settings=CONTEXT_SETTINGS,
+           lazy_commands=PROJECTIONS_COMMANDS)
 def projections_group() -> None:
     """Maintain the query index (the read models built from the event log)."""
-
-
-for _command in (list_runs, show_run, cancel_run, update_run, run_history, run_metrics, wait_run,
-                 submit_script, monitor_logs):
-    run_group.add_command(_command)
-experiment_group.add_command(list_experiments)
-projections_group.add_command(rebuild_projections)
-cli.add_command(export_command)
-cli.add_command(import_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,10 +1,12 @@
 """Options shared by the commands, and the ``KEY=VALUE`` parameter type.
 
-The workspace options (``--store``, ``-w``) and the output options (``-o``, ``--query``) are
-accepted both on the root command (``runledger --store URL run list ...``) and on each command
-that uses them (``runledger run list --store URL ...``), as the Azure CLI accepts its global
-options anywhere. A value given on the command wins over one given on the root. The values are
-kept in a :class:`CliState` on the click context.
+The workspace options (``--store``, ``-w``), the output options (``-o``, ``--query``) and the
+global options of the Azure CLI (``--debug``, ``--verbose``, ``--only-show-errors``, and the
+ignored ``-g/--resource-group``, ``--subscription-id``, ``--path``) are accepted both on the root
+command (``runledger --store URL run list ...``) and on each command that uses them (``runledger
+run list --store URL ...``), as the Azure CLI accepts its global options anywhere. A value given
+on the command wins over one given on the root; a flag given anywhere is on. The values are kept
+in a :class:`CliState` on the click context.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import attrs
 import click
 
 from ledger.cli.output import FORMATS
@@ -26,18 +27,35 @@ STORE_HELP = (
 WORKSPACE_HELP = "Workspace name, for display (the store decides which ledger is used)."
 OUTPUT_HELP = ("Output format: json (indented, sorted keys), jsonc (colored json), table, tsv "
                "(tab-separated values, no header), yaml (needs PyYAML) or none. Default: json.")
+DEBUG_HELP = "Show a full traceback on error, and debug logging, on standard error."
+VERBOSE_HELP = ("Log what the command does on standard error (which store and which "
+                "configuration file are used...).")
+ONLY_SHOW_ERRORS_HELP = "Show errors only: no warnings."
+RESOURCE_GROUP_HELP = "Azure resource group: accepted for ported `az ml` command lines, ignored."
+SUBSCRIPTION_HELP = "Azure subscription: accepted for ported `az ml` command lines, ignored."
+PATH_HELP = "Project folder: accepted for ported `az ml` command lines, ignored."
 QUERY_HELP = ("JMESPath query applied to the result before it is formatted "
               "(https://jmespath.org), e.g. \"[?status=='Completed'].runId\".")
 
 
-@attrs.define
 class CliState:
-    """The shared option values of one invocation (``None``: not given)."""
+    """The shared option values of one invocation (``None``: not given; flags: ``False``).
 
-    store: str | None = None
-    workspace_name: str | None = None
-    output: str | None = None
-    query: str | None = None
+    A plain class rather than attrs: it is built to print ``--help``, which imports little.
+    """
+
+    def __init__(self) -> None:
+        self.store: str | None = None
+        self.workspace_name: str | None = None
+        self.output: str | None = None
+        self.query: str | None = None
+        self.debug = False
+        self.verbose = False
+        self.only_show_errors = False
+        self.resource_group: str | None = None
+        self.subscription_id: str | None = None
+        self.path: str | None = None
+        self.argv: list[str] = []  # the command line, for --debug
 
     @property
     def output_format(self) -> str:
@@ -57,16 +75,62 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
+def _remember_flag(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Turn a shared logging flag on in the ``CliState`` and apply the logging it asks for."""
+    if value and param.name is not None:
+        options = ctx.ensure_object(CliState)
+        setattr(options, param.name, True)
+        from ledger.cli.logs import apply_flags
+
+        apply_flags(debug=options.debug, verbose=options.verbose,
+                    only_show_errors=options.only_show_errors)
+    return value
+
+
 def _shared(*decls: str, help: str, **kwargs: Any) -> Callable[[F], F]:
     return click.option(*decls, help=help, default=None, expose_value=False,
                          callback=_remember, is_eager=True, **kwargs)
 
 
+def _shared_flag(*decls: str, help: str) -> Callable[[F], F]:
+    return click.option(*decls, help=help, is_flag=True, default=False, expose_value=False,
+                        callback=_remember_flag, is_eager=True)
+
+
+def global_options(path_help: str = PATH_HELP) -> Callable[[F], F]:
+    """Add the Azure CLI's global options: ``--debug``, ``--verbose``, ``--only-show-errors``,
+    and ``-g/--resource-group``, ``--subscription-id``, ``--path`` (accepted and ignored, but by
+    a command whose ``path_help`` says what it does with ``--path``)."""
+
+    def decorate(f: F) -> F:
+        f = _shared("--path", "path", metavar="DIR", help=path_help)(f)
+        f = _shared("--subscription-id", "subscription_id", metavar="ID",
+                    help=SUBSCRIPTION_HELP)(f)
+        f = _shared("--resource-group", "-g", "resource_group", metavar="NAME",
+                    help=RESOURCE_GROUP_HELP)(f)
+        f = _shared_flag("--only-show-errors", "only_show_errors", help=ONLY_SHOW_ERRORS_HELP)(f)
+        f = _shared_flag("--verbose", "verbose", help=VERBOSE_HELP)(f)
+        return _shared_flag("--debug", "debug", help=DEBUG_HELP)(f)
+
+    return decorate
+
+
+def workspace_options_with(path_help: str = PATH_HELP) -> Callable[[F], F]:
+    """Add ``--store``, ``-w/--workspace-name`` and the global options, with the help of
+    ``--path`` given."""
+
+    def decorate(f: F) -> F:
+        f = global_options(path_help)(f)
+        f = _shared("--workspace-name", "-w", "workspace_name", metavar="NAME",
+                    help=WORKSPACE_HELP)(f)
+        return _shared("--store", "store", metavar="URL", help=STORE_HELP)(f)
+
+    return decorate
+
+
 def workspace_options(f: F) -> F:
-    """Add ``--store`` and ``-w/--workspace-name``."""
-    f = _shared("--workspace-name", "-w", "workspace_name", metavar="NAME",
-                help=WORKSPACE_HELP)(f)
-    return _shared("--store", "store", metavar="URL", help=STORE_HELP)(f)
+    """Add ``--store``, ``-w/--workspace-name`` and the global options."""
+    return workspace_options_with()(f)
 
 
 def output_options(f: F) -> F:
@@ -77,7 +141,7 @@ def output_options(f: F) -> F:
 
 
 def common_options(f: F) -> F:
-    """Add the workspace and the output options."""
+    """Add the workspace, the output and the global options."""
     return workspace_options(output_options(f))
 
 

@@ -154,7 +154,8 @@ def _tsv_cell(value: Any) -> str:
 
 
 def _stdout_is_terminal() -> bool:
-    return click.get_text_stream("stdout").isatty()
+    stdout = sys.stdout  # the stream of the moment (click's test runner replaces it)
+    return stdout is not None and stdout.isatty()
 
 
 def _print_rich_table(data: Any) -> None:

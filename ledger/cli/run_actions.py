@@ -88,13 +88,6 @@ def update_run(run_id: str, experiment_name: str | None,
     show_result(access.run_details(run))
 
 
-def failure_message(run_id: str, error: dict[str, str] | None) -> str:
-    """One line telling that a run failed, and why."""
-    error = error or {}
-    why = ": ".join(v for v in (error.get("code"), error.get("message")) if v)
-    return f"Run {run_id!r} failed" + (f": {why}" if why else "")
-
-
 @click.command("wait")
 @run_option("Id of the run to wait for.")
 @experiment_option(help="Experiment of the run (checked, if given).")

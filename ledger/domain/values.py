@@ -193,3 +193,41 @@ def normalise_tag_keys(keys: Any, run_id: str | None) -> list[str]:
         raise ValidationError(
             f"tag keys{_where(run_id)} must be a list of strings, not {type(keys).__name__}")
     return [check_key(k, "tag", run_id) for k in keys]
+
+
+def normalise_tag(key: Any, value: Any, run_id: str | None) -> dict[str, str | None]:
+    """Validate one tag (``run.tag(key, value)``) and return it as a one-item dict of tags.
+
+    The key is checked before the dict is built, so an unhashable key (a list, a dict) is a
+    ``ValidationError`` rather than Python's ``TypeError``.
+
+    Raises:
+        ValidationError: the key or the value is invalid.
+    """
+    checked = check_key(key, "tag", run_id)
+    return {checked: normalise_value(value, checked, "tag", run_id)}
+
+
+def normalise_tag_value_sets(tag_key: Any, tag_values: Any,
+                             run_id: str | None) -> list[dict[str, str | None]]:
+    """Validate ``create_children(tag_key=..., tag_values=...)``: one tag set per value.
+
+    Raises:
+        ValidationError: ``tag_values`` is not a list (a string, a number, a dict...), or the
+            key or a value is invalid.
+    """
+    if isinstance(tag_values, (str, bytes, Mapping)) or not isinstance(tag_values, Iterable):
+        raise ValidationError(
+            f"tag_values{_where(run_id)} must be a list of values, "
+            f"not {type(tag_values).__name__}")
+    checked = check_key(tag_key, "tag", run_id)
+    return [{checked: normalise_value(value, checked, "tag", run_id)} for value in tag_values]
+
+
+def check_metric_name(name: Any, run_id: str | None) -> str:
+    """Return ``name`` if it is a valid metric name (as :func:`check_key` checks it).
+
+    Raises:
+        ValidationError: not a string (an unhashable list too), empty, too long or with NUL.
+    """
+    return check_key(name, "metric", run_id)

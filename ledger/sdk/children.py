@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ledger.domain.errors import ValidationError
 from ledger.domain.names import BATCH_CHILD_NUMBER_TAG
-from ledger.domain.values import normalise_tags
+from ledger.domain.values import normalise_tag_value_sets
 
 if TYPE_CHECKING:
     from ledger.domain.run import RunAggregate
@@ -88,7 +88,7 @@ class ChildrenMixin:
                     f"create_children() of run {self._run_id!r}: tag_values must be a list, "
                     "not a string")
             # Validated up front, against this run: a bad tag refuses the whole batch.
-            tag_sets = [normalise_tags({tag_key: value}, self._run_id) for value in tag_values]
+            tag_sets = normalise_tag_value_sets(tag_key, tag_values, self._run_id)
             if not tag_sets:
                 raise ValidationError(
                     f"create_children() of run {self._run_id!r}: tag_values is empty")

@@ -109,6 +109,8 @@ class MetricBuffer:
         self._known: set[tuple[str, str]] = set()
 
     def _series(self, name: str, kind: str, description: str | None) -> Series:
+        if type(name) is not str:  # before the dict lookup: a list is not hashable
+            check_key(name, "metric", self.run_id)
         key = (name, kind)
         series = self.series.get(key)
         if series is None:

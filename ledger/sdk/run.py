@@ -33,6 +33,7 @@ from ledger.domain.values import (
     check_name,
     current_actor,
     normalise_properties,
+    normalise_tag,
     normalise_tag_keys,
     normalise_tags,
 )
@@ -456,7 +457,8 @@ class Run(MetricsMixin, ChildrenMixin, HistoryMixin, WaitingMixin):
         Raises:
             ValidationError: the key is not a non-empty string.
         """
-        self._command(lambda agg, actor: agg.set_tags({key: value}, actor))
+        tags = normalise_tag(key, value, self._run_id)
+        self._command(lambda agg, actor: agg.set_tags(tags, actor))
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set several tags (merged into the existing ones).

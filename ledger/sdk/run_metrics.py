@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ledger.domain.metrics import SCALAR
 from ledger.domain.status import RunStatus
+from ledger.domain.values import check_metric_name
 from ledger.sdk.metrics import MAX_INT, MetricBuffer, check_step, coerce_scalar, shape_metrics
 
 if TYPE_CHECKING:
@@ -65,6 +66,8 @@ class MetricsMixin:
             if agg is None or agg.status is not _RUNNING:
                 self._aggregate().check_active("log metrics")
             buffer = self._metrics
+            if type(name) is not str:  # before the dict lookup: a list is not hashable
+                check_metric_name(name, self._run_id)
             series = buffer.scalars.get(name) or buffer.scalar_series(name, description)
             series.values.append(value)
             series.steps.append(step)

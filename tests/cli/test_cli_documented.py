@@ -6,15 +6,14 @@ from collections.abc import Iterator
 
 import click
 
+from ledger.cli.lazy import walk_commands
 from ledger.cli.main import cli
 
 
-def walk(command: click.Command, path: str = "runledger") -> Iterator[tuple[str, click.Command]]:
-    """Yield every command of the tree under ``command`` (itself included), with its path."""
-    yield path, command
-    if isinstance(command, click.Group):
-        for name, sub in sorted(command.commands.items()):
-            yield from walk(sub, f"{path} {name}")
+def walk(command: click.Command) -> Iterator[tuple[str, click.Command]]:
+    """Yield every command of the tree under ``command`` (itself included, lazy commands
+    loaded), with its path."""
+    return walk_commands(command)
 
 
 def test_tree_has_the_azure_cli_commands() -> None:
@@ -22,7 +21,8 @@ def test_tree_has_the_azure_cli_commands() -> None:
     assert {f"runledger run {name}" for name in (
         "list", "show", "cancel", "update", "history", "metrics", "wait", "submit-script",
         "monitor-logs")} <= paths
-    assert {"runledger experiment list", "runledger projections rebuild"} <= paths
+    assert {"runledger experiment list", "runledger projections rebuild",
+            "runledger folder attach", "runledger export", "runledger import"} <= paths
 
 
 def test_every_command_has_help() -> None:
@@ -33,7 +33,7 @@ def test_every_command_has_help() -> None:
 def test_every_option_has_help() -> None:
     missing = []
     for path, command in walk(cli):
-        with click.Context(command, info_name=path) as ctx:
+        with click.Context(command, info_name=path, help_option_names=["-h", "--help"]) as ctx:
             params = command.get_params(ctx)  # the declared ones and --help
         for param in params:
             if isinstance(param, click.Option) and not (param.help or "").strip():

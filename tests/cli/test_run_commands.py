@@ -99,7 +99,7 @@ def test_list_every_experiment_and_minimal(invoke: Invoke, seed_runs: dict[str, 
 
 def test_list_errors(invoke: Invoke, seed_runs: dict[str, str]) -> None:
     result = invoke("run", "list", "-e", "missing")
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert result.stderr == "Error: Experiment 'missing' was not found in this ledger\n"
     result = invoke("run", "list", "-e", "experiment", "[0]", "--query", "[1]")
     assert result.exit_code == 2
@@ -109,7 +109,7 @@ def test_list_errors(invoke: Invoke, seed_runs: dict[str, str]) -> None:
     result = invoke("run", "list", "-e", "experiment", "--status", "Sleeping")
     assert result.exit_code == 2
     result = invoke("run", "list", "--parent-run-id", "nope")
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "nope" in result.stderr and "Traceback" not in result.stderr
     result = invoke("run", "list", "--tags", "=v")
     assert result.exit_code == 2
@@ -134,10 +134,10 @@ def test_show(invoke: Invoke, seed_runs: dict[str, str]) -> None:
 
 def test_show_errors(invoke: Invoke, seed_runs: dict[str, str]) -> None:
     result = invoke("run", "show", "-r", "no-such-run")
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert result.stderr == "Error: Run 'no-such-run' was not found in this ledger\n"
     result = invoke("run", "show", "-r", seed_runs["fantastic"], "-e", "other")
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "in experiment 'other'" in result.stderr
     result = invoke("run", "show")
     assert result.exit_code == 2
@@ -156,7 +156,7 @@ def test_cancel_prints_the_seed_message(invoke: Invoke, seed_runs: dict[str, str
 
 def test_cancel_errors(invoke: Invoke, seed_runs: dict[str, str]) -> None:
     result = invoke("run", "cancel", "-r", "no-such-run")
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert result.stderr.startswith("Error: Run 'no-such-run' was not found")
     assert "Traceback" not in result.stderr
     result = invoke("run", "cancel", "-r", seed_runs["fantastic"])
@@ -216,7 +216,7 @@ def test_update_usage_errors(invoke: Invoke, seed_runs: dict[str, str]) -> None:
     assert invoke("run", "update", "-r", run_id, "--add-tag", "k=1", "--add-tag",
                   "k=2").exit_code == 2
     result = invoke("run", "update", "-r", "missing", "--add-tag", "k")
-    assert result.exit_code == 1 and "missing" in result.stderr
+    assert result.exit_code == 3 and "missing" in result.stderr
 
 
 # ---------------------------------------------------------------------------------- history
@@ -230,7 +230,7 @@ def test_history_is_the_audit_trail(invoke: Invoke, seed_runs: dict[str, str]) -
     without = stdout_json(invoke("run", "history", "-r", seed_runs["fantastic"],
                                  "--no-metrics"))
     assert "MetricsLogged" not in {e["kind"] for e in without}
-    assert invoke("run", "history", "-r", "missing").exit_code == 1
+    assert invoke("run", "history", "-r", "missing").exit_code == 3
 
 
 # ---------------------------------------------------------------------------------- metrics
@@ -245,7 +245,7 @@ def test_metrics(invoke: Invoke, seed_runs: dict[str, str]) -> None:
     assert recursive[seed_runs["child"]] == {"loss": 0.5}
     result = invoke("run", "metrics", "-r", run_id, "-o", "table")
     assert result.stdout.split("\n")[0].split() == ["loss"]  # lists are not columns
-    assert invoke("run", "metrics", "-r", "missing").exit_code == 1
+    assert invoke("run", "metrics", "-r", "missing").exit_code == 3
 
 
 # ---------------------------------------------------------------------------------- wait
@@ -268,7 +268,7 @@ def test_wait_on_a_failed_run_exits_1(invoke: Invoke, workspace: Workspace) -> N
     assert result.exit_code == 1
     assert result.stderr == f"Error: Run '{run.id}' failed: Boom: it broke\n"
     assert '"status": "Failed"' in result.stdout
-    assert invoke("run", "wait", "-r", "missing").exit_code == 1
+    assert invoke("run", "wait", "-r", "missing").exit_code == 3
 
 
 # ---------------------------------------------------------------------------------- experiments

@@ -72,7 +72,7 @@ def test_monitor_logs_without_logs(invoke: Invoke, workspace: Workspace) -> None
     result = invoke("run", "monitor-logs", "-r", run.id)
     assert result.exit_code == 0
     assert result.stdout == f"Run {run.id} has no log files.\n"
-    assert invoke("run", "monitor-logs", "-r", "missing").exit_code == 1
+    assert invoke("run", "monitor-logs", "-r", "missing").exit_code == 3
 
 
 def test_monitor_logs_follows_details_log_files(invoke: Invoke, workspace: Workspace,

@@ -83,6 +83,20 @@ RUN_CASES: dict[str, tuple[Callable[[Run], Any], type[LedgerError], list[str]]] 
     "children-values-string": (lambda r: r.create_children(tag_key="k", tag_values="ab"),
                                ValidationError, ["tag_values"]),
     "status-unknown": (lambda r: r.set_status("Bogus"), ValidationError, ["Bogus"]),
+    # Unhashable keys and non-iterable tag values: Python's TypeError before the validators ran.
+    "tag-list-key": (lambda r: r.tag(["a"], "x"), ValidationError, ["['a']", "string"]),
+    "tag-dict-key": (lambda r: r.tag({"a": 1}), ValidationError, ["{'a': 1}", "string"]),
+    "log-list-name": (lambda r: r.log(["m"], 1.0), ValidationError, ["['m']", "string"]),
+    "log-list-list-name": (lambda r: r.log_list(["m"], [1]), ValidationError, ["['m']"]),
+    "log-row-list-name": (lambda r: r.log_row(["m"], x=1), ValidationError, ["['m']"]),
+    "log-table-list-name": (lambda r: r.log_table(["m"], {"x": [1]}), ValidationError,
+                            ["['m']"]),
+    "children-values-int": (lambda r: r.create_children(tag_key="k", tag_values=5),
+                            ValidationError, ["tag_values", "int"]),
+    "children-values-dict": (lambda r: r.create_children(tag_key="k", tag_values={"a": 1}),
+                             ValidationError, ["tag_values", "dict"]),
+    "children-list-key": (lambda r: r.create_children(tag_key=["k"], tag_values=[1]),
+                          ValidationError, ["['k']"]),
 }
 
 # Errors whose message cannot name the run: the run id itself is missing (empty child id).
