@@ -5,6 +5,7 @@ Code written for the Azure ML SDK v1 run API ports by changing its import line::
     from ledger import Workspace, Experiment, Run, ScriptRunConfig
 """
 
+from ledger._version import __version__
 from ledger.domain.errors import (
     ConcurrencyError,
     ExperimentNotFoundError,
@@ -24,8 +25,7 @@ from ledger.sdk.run import HistoryEntry, Run
 from ledger.sdk.script import ScriptRunConfig
 from ledger.sdk.workspace import Workspace
 
-VERSION = "0.1.0"
-__version__ = VERSION
+VERSION = __version__  # one version source: the distribution metadata (ledger/_version.py)
 
 __all__ = [
     "VERSION",

@@ -129,7 +129,7 @@ def parse_store_url(url: str, relative_to: Path | None = None) -> StoreConfig:
         if importlib.util.find_spec("psycopg") is None:
             raise StoreConfigError(
                 f"PostgreSQL store {url!r} needs the postgres extra: "
-                "pip install 'runledger[postgres]'")
+                "pip install 'runledger-ml[postgres]'")
         env = {
             "PERSISTENCE_MODULE": "ledger.persistence.postgres:LedgerPostgresFactory",
             "POSTGRES_DBNAME": dbname,
