@@ -743,8 +743,10 @@ class Bench:
 def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
-    out = {}
-    for p in ["runledger", "eventsourcing", "msgpack", "attrs", "psycopg"]:
+    from ledger._version import __version__ as runledger_version  # distribution runledger-ml
+
+    out = {"runledger": runledger_version}
+    for p in ["eventsourcing", "msgpack", "attrs", "psycopg"]:
         with suppress(PackageNotFoundError):
             out[p] = version(p)
     import sqlite3

@@ -6,6 +6,10 @@ database ``test`` on the server at 127.0.0.1:5432, dropped after the test). When
 reachable the ``postgresql`` cases skip, saying why; under CI (``CI=true``) they fail instead.
 ``RUNLEDGER_TEST_POSTGRES`` names another server/database (a ``postgresql://`` URL without
 ``?schema=``).
+
+A test that needs a store several processes can open (a CLI command, a second process, a crash)
+requests ``shared_store_url`` instead of ``store_url``: it is then generated for ``sqlite`` and
+``postgresql`` only, not generated for ``memory`` only to be skipped.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 BACKENDS = ["memory", "sqlite", "postgresql"]
+# The stores that outlive a process and that several processes open at once.
+SHARED_BACKENDS = ["sqlite", "postgresql"]
 POSTGRES_ENV = "RUNLEDGER_TEST_POSTGRES"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -127,8 +133,25 @@ def drop_postgres_schema(schema: str, app_name: str | None = None) -> None:
     _created_schemas.discard(schema)
 
 
-@pytest.fixture(params=[pytest.param(b, marks=[pytest.mark.postgres]) if b == "postgresql"
-                        else b for b in BACKENDS])
+def backend_params(names: list[str]) -> list[object]:
+    """The ``backend`` parameters of ``names``, the PostgreSQL one marked ``postgres``."""
+    return [pytest.param(b, marks=[pytest.mark.postgres]) if b == "postgresql" else b
+            for b in names]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Generate a test requesting ``shared_store_url`` for the ``SHARED_BACKENDS`` only.
+
+    A ``parametrize`` mark naming ``backend`` takes precedence over the fixture's own params; it
+    is added before pytest's own hooks (``tryfirst``) read the marks.
+    """
+    if "shared_store_url" in metafunc.fixturenames and "backend" in metafunc.fixturenames:
+        metafunc.definition.add_marker(pytest.mark.parametrize(
+            "backend", backend_params(SHARED_BACKENDS), indirect=True))
+
+
+@pytest.fixture(params=backend_params(BACKENDS))
 def backend(request: pytest.FixtureRequest) -> str:
     """The name of the backend under test."""
     name = str(request.param)
@@ -158,6 +181,17 @@ def store_url(backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         close_sessions(url)
         gc.collect()
         drop_postgres_schema(schema, app_name)
+
+
+@pytest.fixture
+def shared_store_url(store_url: str) -> str:
+    """A fresh store several processes can open: a SQLite file or a PostgreSQL schema.
+
+    Requesting it (directly or through another fixture) keeps the test from being generated for
+    ``memory://``, whose database lives and dies in one process (``pytest_generate_tests``).
+    """
+    assert not store_url.startswith("memory"), "pytest_generate_tests left out memory://"
+    return store_url
 
 
 @pytest.fixture

@@ -63,7 +63,8 @@ def to_yaml(data: Any) -> str:
         import yaml
     except ImportError:
         raise OutputError(
-            "--output yaml needs PyYAML, which is not installed (pip install pyyaml); "
+            "--output yaml needs PyYAML, which is not installed "
+            "(pip install 'runledger-ml[yaml]'); "
             "use --output json instead") from None
     text: str = yaml.safe_dump(_plain(data), sort_keys=True, allow_unicode=True,
                                default_flow_style=False)
@@ -154,8 +155,10 @@ def _tsv_cell(value: Any) -> str:
 
 
 def _stdout_is_terminal() -> bool:
-    stdout = sys.stdout  # the stream of the moment (click's test runner replaces it)
-    return stdout is not None and stdout.isatty()
+    # sys.stdout rather than click.get_text_stream (deprecated since click 8.5, untyped there):
+    # click's CliRunner swaps sys.stdout too, so tests see the runner's stream.
+    stream = sys.stdout
+    return stream is not None and stream.isatty()
 
 
 def _print_rich_table(data: Any) -> None:

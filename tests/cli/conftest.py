@@ -25,11 +25,12 @@ def make_runner() -> CliRunner:
 
 
 @pytest.fixture
-def store(backend: str, store_url: str) -> str:
-    """The URL of an empty ledger of the backend under test (SQLite, PostgreSQL)."""
-    if backend == "memory":
-        pytest.skip("a memory:// ledger lives in one process; CLI commands open their own")
-    return store_url
+def store(shared_store_url: str) -> str:
+    """The URL of an empty ledger of the backend under test (SQLite, PostgreSQL).
+
+    Never ``memory://``: a memory ledger lives in one process and CLI commands open their own.
+    """
+    return shared_store_url
 
 
 @pytest.fixture

@@ -60,7 +60,7 @@ def test_yaml_sorts_keys() -> None:
 
 def test_yaml_without_pyyaml_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "yaml", None)
-    with pytest.raises(click.ClickException, match="needs PyYAML"):
+    with pytest.raises(click.ClickException, match=r"needs PyYAML.*runledger-ml\[yaml\]"):
         output.render({"a": 1}, "yaml")
 
 

@@ -144,18 +144,18 @@ def test_flushed_data_survives_kill_9(url: str) -> None:
         "print(run.id, flush=True)\n"
         "time.sleep(120)\n"
     )
-    process = subprocess.Popen([sys.executable, "-c", script, url], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        run_id = process.stdout.readline().strip()
-        assert run_id, process.stderr.read() if process.stderr else ""
-        os.kill(process.pid, signal.SIGKILL)
-        assert process.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    # The with block closes the pipes (no ResourceWarning) and reaps the process.
+    with subprocess.Popen([sys.executable, "-c", script, url], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            run_id = process.stdout.readline().strip()
+            assert run_id, process.stderr.read() if process.stderr else ""
+            os.kill(process.pid, signal.SIGKILL)
+            assert process.wait(timeout=30) == -signal.SIGKILL
+        finally:
+            if process.poll() is None:
+                process.kill()
     ws = Workspace(store=url)
     app = open_reader(ws)
     try:

@@ -94,9 +94,9 @@ def run_child(url: str, kill_on_page: int, page_size: int) -> subprocess.Complet
                           capture_output=True, text=True, env=env, timeout=60, check=False)
 
 
-def test_a_projector_killed_before_commit_resumes_exactly(driver: Driver, store_url: str) -> None:
-    if store_url.startswith("memory"):
-        pytest.skip("an in-memory store dies with its process")
+def test_a_projector_killed_before_commit_resumes_exactly(driver: Driver,
+                                                          shared_store_url: str) -> None:
+    store_url = shared_store_url
     populate(driver)
     index = RunIndex(driver.app, page_size=9)
     assert index.position() == 0
@@ -154,9 +154,8 @@ print(index.catch_up())
 
 
 def test_projectors_racing_in_processes_while_a_writer_writes(driver: Driver,
-                                                              store_url: str) -> None:
-    if store_url.startswith("memory"):
-        pytest.skip("an in-memory store has no second process")
+                                                              shared_store_url: str) -> None:
+    store_url = shared_store_url
     driver.experiment("exp")
     env = dict(os.environ, PYTHONPATH=str(REPO))
     racers = [subprocess.Popen([sys.executable, "-c", _RACER, store_url], env=env,

@@ -81,10 +81,9 @@ def test_read_your_writes_and_cheap_catch_up(driver: Driver, index: RunIndex,
 
 
 def test_writes_of_another_process_are_seen_on_the_next_catch_up(driver: Driver,
-                                                                 store_url: str) -> None:
-    if store_url.startswith("memory"):
-        pytest.skip("an in-memory store has no second process")
-    writer = Driver(store_url)
+                                                                 shared_store_url: str
+                                                                 ) -> None:
+    writer = Driver(shared_store_url)
     reader_index = RunIndex(driver.app)
     writer.experiment("exp")
     run_id = writer.create("exp")

@@ -6,8 +6,7 @@ import pytest
 
 
 @pytest.fixture
-def shared_backend(backend: str) -> str:
-    """Backends several processes can open (an in-memory store lives in one process)."""
-    if backend == "memory":
-        pytest.skip("a memory:// store cannot be shared between processes")
+def shared_backend(backend: str, shared_store_url: str) -> str:
+    """The name of a backend several processes can open (never ``memory``: through
+    ``shared_store_url`` the test is generated for SQLite and PostgreSQL only)."""
     return backend
