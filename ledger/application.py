@@ -37,6 +37,7 @@ from ledger.domain.ids import experiment_stream_id, metric_stream_id, run_stream
 from ledger.domain.metrics import MetricsLogged
 from ledger.domain.run import RunAggregate
 from ledger.domain.values import Actor
+from ledger.persistence.blobs import BlobStore
 from ledger.persistence.errors import store_errors
 from ledger.persistence.store import StoreConfig
 from ledger.persistence.transcoder import MsgpackTranscoder
@@ -100,6 +101,25 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
                 retry_pause(attempt)
         self._metric_versions: dict[str, int] = {}
         self._metric_lock = threading.Lock()
+
+    @property
+    def blobs(self) -> BlobStore:
+        """The ledger's file content store (its tables created on first use).
+
+        Raises:
+            StoreError: the tables cannot be created.
+        """
+        blobs: BlobStore | None = self.__dict__.get("_blobs")
+        if blobs is None:
+            with self._metric_lock:
+                blobs = self.__dict__.get("_blobs")
+                if blobs is None:
+                    factory: Any = self.factory
+                    blobs = BlobStore(factory.datastore, self.store.kind,
+                                      ddl_lock=getattr(factory, "ddl_lock", None),
+                                      what=self.store.display_url)
+                    self.__dict__["_blobs"] = blobs
+        return blobs
 
     def construct_transcoder(self) -> Transcoder:
         """Events are stored as msgpack (see ``ledger.persistence.transcoder``)."""

@@ -19,6 +19,7 @@ import click
 
 from ledger import VERSION
 from ledger.cli.experiments import list_experiments
+from ledger.cli.files import COMMANDS as FILE_COMMANDS
 from ledger.cli.maintenance import export_command, import_command, rebuild_projections
 from ledger.cli.options import common_options
 from ledger.cli.run_actions import cancel_run, failure_message, update_run, wait_run
@@ -75,7 +76,7 @@ def projections_group() -> None:
 
 
 for _command in (list_runs, show_run, cancel_run, update_run, run_history, run_metrics, wait_run,
-                 submit_script, monitor_logs):
+                 submit_script, monitor_logs, *FILE_COMMANDS):
     run_group.add_command(_command)
 experiment_group.add_command(list_experiments)
 projections_group.add_command(rebuild_projections)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -75,8 +76,10 @@ class Experiment:
         Raises:
             ValidationError: a bad display name, description or run id.
         """
-        return Run._create(self, run_id=run_id, display_name=display_name,
-                           description=description, tags=tags)
+        run = Run._create(self, run_id=run_id, display_name=display_name,
+                          description=description, tags=tags)
+        run._outputs_folder = Path.cwd() / "outputs"  # uploaded on complete() (sdk/files.py)
+        return run
 
     def submit(self, config: Any, tags: Mapping[str, Any] | None = None, **kwargs: Any) -> Run:
         """Submit a script (a ``ScriptRunConfig``) as a run; returns at once with the run.

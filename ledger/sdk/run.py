@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -31,6 +32,7 @@ from ledger.domain.values import (
     normalise_tag_keys,
     normalise_tags,
 )
+from ledger.sdk.files import RunFilesMixin
 from ledger.sdk.metrics import MAX_INT, MetricBuffer, check_step, coerce_scalar, shape_metrics
 
 if TYPE_CHECKING:
@@ -68,28 +70,6 @@ def iso_utc(moment: datetime | None) -> str | None:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-class _LogFollower:
-    """Prints what a log file gained since the last look (for ``show_output``)."""
-
-    def __init__(self, path: str | None) -> None:
-        self.path = path
-        self.offset = 0
-
-    def print_new(self) -> None:
-        if not self.path:
-            return
-        try:
-            with open(self.path, "rb") as file:
-                file.seek(self.offset)
-                data = file.read()
-        except OSError:
-            return
-        if data:
-            self.offset += len(data)
-            sys.stdout.write(data.decode("utf-8", errors="replace"))
-            sys.stdout.flush()
-
-
 @attrs.frozen
 class HistoryEntry:
     """One recorded change of a run: when, by whom, what kind, and what.
@@ -115,7 +95,7 @@ class HistoryEntry:
                 "actor": self.actor.as_dict(), "kind": self.kind, "payload": self.payload}
 
 
-class Run:
+class Run(RunFilesMixin):
     """A run of an experiment: it logs metrics, carries properties and tags, has children.
 
     ``Run(experiment, run_id)`` loads an existing run; new runs come from
@@ -149,6 +129,7 @@ class Run:
         self._lock = threading.RLock()
         self._metrics = MetricBuffer(self._run_id)
         self._metric_batch = DEFAULT_METRIC_BATCH  # read from the environment at first log
+        self._outputs_folder: Path | None = None  # start_logging(): uploaded on complete()
 
     @classmethod
     def _from_aggregate(cls, experiment: Experiment, aggregate: RunAggregate, *,
@@ -400,6 +381,8 @@ class Run:
         Raises:
             InvalidTransitionError: the run has ended or is being canceled.
         """
+        if self._outputs_folder is not None:
+            self._upload_outputs(self._outputs_folder)
         self._end(lambda agg, actor: agg.complete(actor))
 
     def fail(self, error_details: str | BaseException | None = None,
@@ -575,7 +558,7 @@ class Run:
             "tags": dict(agg.tags),
             "inputDatasets": [],
             "outputDatasets": [],
-            "logFiles": _log_files(agg.properties),
+            "logFiles": self._log_file_locations(agg),
             "submittedBy": agg.created_by.get("user"),
             "error": dict(agg.error) if agg.error else None,
         }
@@ -601,16 +584,17 @@ class Run:
         waiting = set(_WAIT_STATUSES)
         if wait_post_processing:
             waiting |= _POST_PROCESSING_STATUSES
-        log = _LogFollower(self.get_properties().get("runledger.log_file")) if show_output \
-            else None
+        from ledger.sdk.files import LogTail
+
+        log = LogTail(self._session.app, self._run_id) if show_output else None
         delay = 0.02
         while RunStatus(self.get_status()) in waiting:
             if log is not None:
-                log.print_new()
+                _print_logs(log)
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
         if log is not None:
-            log.print_new()
+            _print_logs(log)
         details = self.get_details()
         if show_output:
             print("\nExecution Summary\n=================")
@@ -881,14 +865,10 @@ class Run:
                 print(f"runledger: could not mark run {self._run_id} Failed", file=sys.stderr)
 
 
-# The properties a submitted script's supervisor records its log files under, and the names the
-# seed SDK gives those logs in get_details()["logFiles"].
-_LOG_PROPERTIES = (("runledger.control_log_file", "azureml-logs/60_control_log.txt"),
-                   ("runledger.log_file", "azureml-logs/70_driver_log.txt"))
-
-
-def _log_files(properties: Mapping[str, str | None]) -> dict[str, str]:
-    return {name: str(properties[key]) for key, name in _LOG_PROPERTIES if properties.get(key)}
+def _print_logs(tail: Any) -> None:
+    for _name, text in tail.read_new():
+        sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def _metric_batch_size() -> int:

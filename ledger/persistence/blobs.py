@@ -1,0 +1,384 @@
+"""Content-addressed file storage in the ledger's own database (SQLite or PostgreSQL).
+
+Two tables sit next to eventsourcing's, both append-only (rows are inserted, never updated):
+
+- ``rl_blob_chunks(sha256, data)``: a chunk of at most :data:`CHUNK_SIZE` bytes, keyed by the
+  SHA-256 of its own bytes (so equal chunks are stored once);
+- ``rl_blobs(sha256, size, chunks)``: a complete content, keyed by the SHA-256 of all its bytes,
+  with its size and the 32-byte digests of its chunks in order (its manifest).
+
+Writing streams: :meth:`BlobStore.write` reads the source one chunk at a time (memory stays
+flat for a file of many GB), hashing as it goes, and commits every :data:`CHUNKS_PER_COMMIT`
+chunks, then the manifest. Nothing refers to a content until the caller appends the event that
+names it (``FileUploaded``), after ``write`` returned: a process killed during an upload leaves at
+most chunks nobody refers to, never a half-visible file. Identical content uploaded twice (by any
+run) is stored once: the second write inserts nothing new.
+
+Reading (:meth:`BlobStore.read`) checks each chunk against its digest and the whole against the
+content's SHA-256, raising :class:`ledger.domain.errors.BlobError` on a missing or damaged row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any
+
+import attrs
+
+from ledger.domain.errors import BlobError
+from ledger.persistence.errors import store_errors
+
+CHUNK_SIZE = 1024 * 1024
+CHUNKS_PER_COMMIT = 8
+DIGEST_SIZE = 32
+
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS {p}rl_blob_chunks (sha256 TEXT PRIMARY KEY, data {blob} NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {p}rl_blobs (sha256 TEXT PRIMARY KEY, size {bigint} NOT NULL, "
+    "chunks {blob} NOT NULL)",
+)
+_INSERT_CHUNK = ("INSERT INTO {p}rl_blob_chunks (sha256, data) VALUES (?, ?) "
+                 "ON CONFLICT (sha256) DO NOTHING")
+_INSERT_BLOB = ("INSERT INTO {p}rl_blobs (sha256, size, chunks) VALUES (?, ?, ?) "
+                "ON CONFLICT (sha256) DO NOTHING")
+_SELECT_BLOB = "SELECT size, chunks FROM {p}rl_blobs WHERE sha256 = ?"
+_SELECT_CHUNK = "SELECT data FROM {p}rl_blob_chunks WHERE sha256 = ?"
+_HAS_CHUNKS = "SELECT sha256 FROM {p}rl_blob_chunks WHERE sha256 IN ({marks})"
+_LIST_BLOBS = ("SELECT sha256, size, chunks FROM {p}rl_blobs WHERE sha256 > ? "
+               "ORDER BY sha256 LIMIT ?")
+
+_TYPES = {
+    "sqlite": {"blob": "BLOB", "bigint": "INTEGER"},
+    "postgresql": {"blob": "BYTEA", "bigint": "BIGINT"},
+}
+
+
+@attrs.frozen
+class BlobInfo:
+    """A stored content.
+
+    Attributes:
+        sha256: the hex SHA-256 of its bytes.
+        size: its length in bytes.
+        chunks: the hex digests of its chunks, in order.
+    """
+
+    sha256: str
+    size: int
+    chunks: tuple[str, ...] = ()
+
+
+def _split_manifest(raw: bytes) -> tuple[str, ...]:
+    return tuple(raw[i:i + DIGEST_SIZE].hex() for i in range(0, len(raw), DIGEST_SIZE))
+
+
+def _chunks_of(source: IO[bytes] | Iterable[bytes], size: int) -> Iterator[bytes]:
+    """Yield the bytes of a binary stream or an iterable of bytes as chunks of ``size`` bytes
+    at most (the last may be shorter; an empty source yields nothing)."""
+    read = getattr(source, "read", None)
+    if read is not None:
+        while True:
+            data = read(size)
+            if not data:
+                return
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(f"the stream gave {type(data).__name__}, not bytes: open it "
+                                "in binary mode ('rb')")
+            yield bytes(data)
+    else:
+        pending = bytearray()
+        for piece in source:
+            pending += piece
+            while len(pending) >= size:
+                yield bytes(pending[:size])
+                del pending[:size]
+        if pending:
+            yield bytes(pending)
+
+
+class BlobStore:
+    """The blob tables of one ledger's database.
+
+    Args:
+        datastore: eventsourcing's datastore of the ledger (``app.factory.datastore``).
+        kind: ``"sqlite"``, ``"memory"`` or ``"postgresql"``.
+        ddl_lock: a context manager factory serialising DDL across processes (PostgreSQL:
+            ``LedgerPostgresFactory.ddl_lock``), or ``None``.
+        what: the store's display URL, for error messages.
+
+    Raises:
+        StoreError: the tables cannot be created.
+    """
+
+    def __init__(self, datastore: Any, kind: str, *,
+                 ddl_lock: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
+                 what: str = "the store") -> None:
+        self.datastore = datastore
+        self.kind = "postgresql" if kind == "postgresql" else "sqlite"
+        self.what = what
+        prefix = ""
+        if self.kind == "postgresql":
+            schema = str(getattr(datastore, "schema", "") or "public")
+            prefix = '"{}".'.format(schema.replace('"', '""'))
+        self._fields = dict(_TYPES[self.kind], p=prefix)
+        self._ddl_lock = ddl_lock or contextlib.nullcontext
+        self.ensure_schema()
+
+    # ------------------------------------------------------------------ SQL plumbing
+    def _sql(self, template: str, marks: int = 0) -> str:
+        text = template.replace("{marks}", ", ".join("?" * marks)) if marks else template
+        text = text.format(**self._fields)
+        return text.replace("?", "%s") if self.kind == "postgresql" else text
+
+    @contextlib.contextmanager
+    def _cursor(self, commit: bool) -> Iterator[Any]:
+        with store_errors(f"Files in {self.what}"), \
+                self.datastore.transaction(commit=commit) as wrapped:
+            if self.kind == "sqlite":
+                cursor = wrapped.sqlite_cursor
+                cursor.row_factory = None
+            else:
+                from psycopg.rows import tuple_row
+
+                wrapped.row_factory = tuple_row
+                cursor = wrapped
+            yield cursor
+
+    def ensure_schema(self) -> None:
+        """Create the blob tables if they are missing (idempotent, safe from many processes).
+
+        Raises:
+            StoreError: the store failed.
+        """
+        with self._cursor(commit=False) as cursor:
+            if self._tables_exist(cursor):
+                return
+        with store_errors(f"Creating the file tables in {self.what}"), self._ddl_lock(), \
+                self._cursor(commit=True) as cursor:
+            for ddl in _TABLES:
+                cursor.execute(self._sql(ddl))
+
+    def _tables_exist(self, cursor: Any) -> bool:
+        if self.kind == "sqlite":
+            cursor.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                           "AND name IN ('rl_blobs', 'rl_blob_chunks')")
+        else:
+            schema = self._fields["p"][:-1]
+            cursor.execute("SELECT (to_regclass(%s) IS NOT NULL)::int + "
+                           "(to_regclass(%s) IS NOT NULL)::int",
+                           (f"{schema}.rl_blobs", f"{schema}.rl_blob_chunks"))
+        row = cursor.fetchone()
+        return bool(row and int(row[0]) == 2)
+
+    # ------------------------------------------------------------------ writing
+    def write(self, source: IO[bytes] | Iterable[bytes], *,
+              chunk_size: int = CHUNK_SIZE) -> BlobInfo:
+        """Store a content, streamed, and return its digest and size.
+
+        Chunks are committed as they are read (a few MB per transaction); the content's manifest
+        is committed last. Content already stored is not stored again.
+
+        Args:
+            source: a binary stream (a file open in ``rb``, ``io.BytesIO``) or an iterable of
+                bytes.
+            chunk_size: the largest chunk.
+
+        Returns:
+            The stored content.
+
+        Raises:
+            StoreError: the store failed (chunks committed so far stay, referenced by nothing).
+            TypeError: the stream is not binary.
+        """
+        whole = hashlib.sha256()
+        size = 0
+        digests: list[bytes] = []
+        pending: list[tuple[str, bytes]] = []
+        for chunk in _chunks_of(source, chunk_size):
+            whole.update(chunk)
+            size += len(chunk)
+            digest = hashlib.sha256(chunk).digest()
+            digests.append(digest)
+            pending.append((digest.hex(), chunk))
+            if len(pending) >= CHUNKS_PER_COMMIT:
+                self._insert_chunks(pending)
+                pending = []
+        if pending:
+            self._insert_chunks(pending)
+        info = BlobInfo(sha256=whole.hexdigest(), size=size,
+                        chunks=tuple(d.hex() for d in digests))
+        self._insert_manifest(info)
+        return info
+
+    def write_bytes(self, data: bytes) -> BlobInfo:
+        """Store a small content held in memory (see :meth:`write`)."""
+        return self.write([data])
+
+    def concatenate(self, parts: Iterable[str]) -> BlobInfo:
+        """Store the content made of stored contents one after the other, without copying
+        their chunks (a finished log made of its parts).
+
+        Args:
+            parts: the SHA-256 of each stored part, in order.
+
+        Returns:
+            The stored whole.
+
+        Raises:
+            BlobError: a part is missing or damaged.
+            StoreError: the store failed.
+        """
+        whole = hashlib.sha256()
+        size = 0
+        chunks: list[str] = []
+        for part in parts:
+            info = self.info(part)
+            for data in self.read(part):
+                whole.update(data)
+                size += len(data)
+            chunks.extend(info.chunks)
+        info = BlobInfo(sha256=whole.hexdigest(), size=size, chunks=tuple(chunks))
+        self._insert_manifest(info)
+        return info
+
+    def _insert_chunks(self, chunks: list[tuple[str, bytes]]) -> None:
+        with self._cursor(commit=True) as cursor:
+            cursor.execute(self._sql(_HAS_CHUNKS, len(chunks)), [c[0] for c in chunks])
+            held = {row[0] for row in cursor.fetchall()}
+            fresh = [c for c in chunks if c[0] not in held]
+            if fresh:
+                cursor.executemany(self._sql(_INSERT_CHUNK), fresh)
+
+    def _insert_manifest(self, info: BlobInfo) -> None:
+        manifest = b"".join(bytes.fromhex(c) for c in info.chunks)
+        with self._cursor(commit=True) as cursor:
+            cursor.execute(self._sql(_INSERT_BLOB), (info.sha256, info.size, manifest))
+
+    # ------------------------------------------------------------------ reading
+    def info(self, sha256: str) -> BlobInfo:
+        """Return a stored content's size and chunk digests.
+
+        Raises:
+            BlobError: no content has this digest.
+            StoreError: the store failed.
+        """
+        with self._cursor(commit=False) as cursor:
+            cursor.execute(self._sql(_SELECT_BLOB), (sha256,))
+            row = cursor.fetchone()
+        if row is None:
+            raise BlobError(f"the content sha256:{sha256} is missing from {self.what}")
+        return BlobInfo(sha256=sha256, size=int(row[0]), chunks=_split_manifest(bytes(row[1])))
+
+    def exists(self, sha256: str) -> bool:
+        """Whether a complete content with this digest is stored."""
+        try:
+            self.info(sha256)
+        except BlobError:
+            return False
+        return True
+
+    def read(self, sha256: str) -> Iterator[bytes]:
+        """Yield a stored content's bytes, chunk by chunk, each checked against its digest.
+
+        After the last chunk the whole is checked against ``sha256`` and its recorded size:
+        a caller writing the chunks somewhere must not trust them before the generator ends.
+
+        Raises:
+            BlobError: the content or a chunk is missing, or does not match its digest.
+            StoreError: the store failed.
+        """
+        info = self.info(sha256)
+        whole = hashlib.sha256()
+        size = 0
+        for digest in info.chunks:
+            with self._cursor(commit=False) as cursor:
+                cursor.execute(self._sql(_SELECT_CHUNK), (digest,))
+                row = cursor.fetchone()
+            if row is None:
+                raise BlobError(f"a chunk (sha256:{digest}) of sha256:{sha256} is missing "
+                                f"from {self.what}")
+            data = bytes(row[0])
+            if hashlib.sha256(data).hexdigest() != digest:
+                raise BlobError(f"a chunk (sha256:{digest}) of sha256:{sha256} does not match "
+                                "its digest")
+            whole.update(data)
+            size += len(data)
+            yield data
+        if whole.hexdigest() != sha256 or size != info.size:
+            raise BlobError(f"the content read back ({size} bytes, sha256:{whole.hexdigest()}) "
+                            f"does not match sha256:{sha256} ({info.size} bytes)")
+
+    # ------------------------------------------------------------------ export and import
+    def iter_manifests(self, page: int = 500) -> Iterator[BlobInfo]:
+        """Yield every stored content (its manifest), ordered by digest, a page per query."""
+        after = ""
+        while True:
+            with self._cursor(commit=False) as cursor:
+                cursor.execute(self._sql(_LIST_BLOBS), (after, page))
+                rows = cursor.fetchall()
+            for sha256, size, chunks in rows:
+                yield BlobInfo(sha256=str(sha256), size=int(size),
+                               chunks=_split_manifest(bytes(chunks)))
+            if len(rows) < page:
+                return
+            after = str(rows[-1][0])
+
+    def chunk(self, digest: str) -> bytes:
+        """Return one chunk's bytes, checked against its digest.
+
+        Raises:
+            BlobError: missing or damaged.
+        """
+        with self._cursor(commit=False) as cursor:
+            cursor.execute(self._sql(_SELECT_CHUNK), (digest,))
+            row = cursor.fetchone()
+        if row is None:
+            raise BlobError(f"the chunk sha256:{digest} is missing from {self.what}")
+        data = bytes(row[0])
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise BlobError(f"the chunk sha256:{digest} does not match its digest")
+        return data
+
+    def import_chunk(self, digest: str, data: bytes) -> bool:
+        """Store a chunk read from an export (idempotent).
+
+        Returns:
+            Whether it was new.
+
+        Raises:
+            BlobError: the bytes do not match the digest.
+        """
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise BlobError(f"the exported chunk sha256:{digest} does not match its bytes")
+        with self._cursor(commit=True) as cursor:
+            cursor.execute(self._sql(_HAS_CHUNKS, 1), (digest,))
+            if cursor.fetchone() is not None:
+                return False
+            cursor.execute(self._sql(_INSERT_CHUNK), (digest, data))
+        return True
+
+    def import_manifest(self, info: BlobInfo) -> bool:
+        """Store a content's manifest read from an export, once its chunks are stored
+        (idempotent).
+
+        Returns:
+            Whether it was new.
+
+        Raises:
+            BlobError: a chunk it lists is not stored.
+        """
+        if self.exists(info.sha256):
+            return False
+        for start in range(0, len(info.chunks), 500):
+            wanted = info.chunks[start:start + 500]
+            with self._cursor(commit=False) as cursor:
+                cursor.execute(self._sql(_HAS_CHUNKS, len(wanted)), list(wanted))
+                held = {row[0] for row in cursor.fetchall()}
+            missing = [c for c in wanted if c not in held]
+            if missing:
+                raise BlobError(f"the exported content sha256:{info.sha256} lists a chunk "
+                                f"(sha256:{missing[0]}) the export does not hold")
+        self._insert_manifest(info)
+        return True
