@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,8 +28,8 @@ from ledger.domain.errors import (
     RunFinishedError,
     ValidationError,
 )
-from ledger.persistence.store import parse_store_url
 from ledger.persistence.blobs import CHUNK_SIZE
+from ledger.persistence.store import parse_store_url
 from ledger.transfer import export_ledger, import_ledger
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,7 +126,7 @@ def test_a_name_the_run_has_is_refused_and_batches_are_all_or_nothing(
         exp: Experiment, tmp_path: Path) -> None:
     run = exp.start_logging()
     run.upload_file("a.txt", io.BytesIO(b"first"))
-    with pytest.raises(FileExistsInRunError, match="a.txt"):
+    with pytest.raises(FileExistsInRunError, match=r"a\.txt"):
         run.upload_file("a.txt", io.BytesIO(b"second"))
     with pytest.raises(FileExistsInRunError):
         run.upload_files(["b.txt", "a.txt"], [io.BytesIO(b"b"), io.BytesIO(b"a")])
@@ -209,7 +208,7 @@ def test_a_damaged_or_missing_content_is_a_clear_error_and_writes_nothing(
         assert run.id in str(caught.value) and name in str(caught.value)
         assert not target.exists()
         assert list(folder.iterdir()) == []  # no partial file left either
-    with pytest.raises(RunFileNotFoundError, match="nope.bin"):
+    with pytest.raises(RunFileNotFoundError, match=r"nope\.bin"):
         run.download_file("nope.bin", str(tmp_path / "nope.bin"))
 
 
