@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
-import time
-from pathlib import Path
-from typing import Any
-
 import click
 
 from ledger.cli import access
@@ -18,8 +13,6 @@ from ledger.sdk.experiment import Experiment
 from ledger.sdk.run import Run
 
 RUNCONFIG_PROPERTY = "runledger.runconfig"
-LOG_FILE_PROPERTY = "runledger.log_file"  # ledger.sdk.script.PROP_LOG_FILE
-DRIVER_LOG_NAME = "azureml-logs/70_driver_log.txt"
 POLL_SECONDS = 0.25
 
 
@@ -66,55 +59,18 @@ def submit_script(experiment_name: str, runconfig: str | None, source_directory:
         raise RunFailedError(run.id, details.get("error", {}))
 
 
-def log_files(details: dict[str, Any]) -> dict[str, Path]:
-    """The run's log files by name: its ``logFiles``, else the driver log a submitted script
-    records as a property."""
-    files: dict[str, Any] = dict(details.get("logFiles") or {})
-    if not files:
-        recorded = (details.get("properties") or {}).get(LOG_FILE_PROPERTY)
-        if recorded:
-            files = {DRIVER_LOG_NAME: recorded}
-    return {name: Path(str(where).removeprefix("file://")) for name, where in sorted(
-        files.items())}
+def stream_logs(run: Run, follow: bool) -> None:
+    """Print the run's logs (read through the store: ``Run.follow_logs``); with ``follow``,
+    keep printing what is appended until the run ends."""
+    current: list[str] = []
 
+    def write(name: str, text: str) -> None:
+        if current != [name]:
+            click.echo(f"\n==> {name} <==")
+            current[:] = [name]
+        click.echo(text, nl=False)
 
-class _Follower:
-    """Reads what was appended to one file since the last read (decoding UTF-8 safely)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-    def read_new(self) -> str:
-        """Return the text appended since the last call ("" if none, or no file yet)."""
-        try:
-            with self.path.open("rb") as handle:
-                handle.seek(self.offset)
-                data = handle.read()
-        except FileNotFoundError:
-            return ""
-        self.offset += len(data)
-        return self.decoder.decode(data)
-
-
-def stream_logs(run: Run, files: dict[str, Path], follow: bool) -> None:
-    """Print the log files; with ``follow``, keep printing what is appended until the run ends."""
-    followers = {name: _Follower(path) for name, path in files.items()}
-    current: str | None = None
-    while True:
-        ended = RunStatus(run.get_status()).is_terminal  # before reading: nothing is missed
-        for name, follower in followers.items():
-            text = follower.read_new()
-            if not text:
-                continue
-            if len(followers) > 1 and name != current:
-                click.echo(f"\n==> {name} <==")
-            current = name
-            click.echo(text, nl=False)
-        if ended or not follow:
-            return
-        time.sleep(POLL_SECONDS)
+    run.follow_logs(write, follow=follow, poll=POLL_SECONDS)
 
 
 @click.command("monitor-logs")
@@ -127,8 +83,14 @@ def stream_logs(run: Run, files: dict[str, Path], follow: bool) -> None:
 def monitor_logs(run_id: str, experiment_name: str | None, follow: bool) -> None:
     """Print a run's log files, following them until the run ends."""
     run = access.get_run(access.open_workspace(), run_id, experiment_name)
-    files = log_files(run.get_details())
-    if not files:
-        click.echo(f"Run {run_id} has no log files.")
-        return
-    stream_logs(run, files, follow)
+    logs = run.get_details().get("logFiles") or {}
+    if not any(str(where).startswith("runledger://") for where in logs.values()):
+        # Runs of an older runledger recorded host paths: shown, never opened.
+        for name, where in sorted(logs.items()):
+            click.echo(f"{name}: {where} (a host path recorded by an older runledger; "
+                       "not read)")
+        if not logs:
+            click.echo(f"Run {run_id} has no log files.")
+        if not follow or RunStatus(run.get_status()).is_terminal:
+            return
+    stream_logs(run, follow)

@@ -369,8 +369,7 @@ class RunFilesMixin:
 
     def _check_new_names(self, names: Sequence[str]) -> None:
         existing = set(self._refreshed().files)
-        if self.type == "azureml.scriptrun":
-            existing |= {p.name for p in log_parts(self._session.app, self._run_id)}
+        existing |= {p.name for p in log_parts(self._session.app, self._run_id)}
         seen: set[str] = set()
         for name in names:
             if name in existing or name in seen:
@@ -452,13 +451,12 @@ class RunFilesMixin:
         """
         agg = self._refreshed()
         files = {name: _run_file(name, entry) for name, entry in agg.files.items()}
-        if agg.run_type == "azureml.scriptrun":
-            for name, (size, moment, actor) in _growing_logs(
-                    log_parts(self._session.app, self._run_id)).items():
-                if name not in files:
-                    files[name] = RunFile(name=name, size=size, sha256=None,
-                                          media_type=media_type(name), uploaded_at=moment,
-                                          uploaded_by=actor)
+        for name, (size, moment, actor) in _growing_logs(
+                log_parts(self._session.app, self._run_id)).items():
+            if name not in files:
+                files[name] = RunFile(name=name, size=size, sha256=None,
+                                      media_type=media_type(name), uploaded_at=moment,
+                                      uploaded_by=actor)
         return [files[name] for name in sorted(files)]
 
     def get_file_names(self) -> builtins.list[str]:
@@ -585,8 +583,7 @@ class RunFilesMixin:
         locations = {key_name: str(agg.properties[key]) for key, key_name in
                      _OLD_LOG_PROPERTIES if agg.properties.get(key)}
         names = [n for n in agg.files if is_log_name(n)]
-        if agg.run_type == "azureml.scriptrun":
-            names.extend(_growing_logs(log_parts(self._session.app, self._run_id)))
+        names.extend(_growing_logs(log_parts(self._session.app, self._run_id)))
         for name in sorted(set(names)):
             locations[name] = f"runledger://runs/{self._run_id}/files/{name}"
         return dict(sorted(locations.items()))
@@ -625,12 +622,14 @@ class RunFilesMixin:
             written.append(str(target))
         return written
 
-    def follow_logs(self, write: Callable[[str], Any], *, follow: bool = True,
+    def follow_logs(self, write: Callable[[str, str], Any], *, follow: bool = True,
                     poll: float = 0.25, names: Iterable[str] | None = None) -> None:
         """Write the run's logs as they grow, until the run ends (or once, without ``follow``).
 
+        Reads through the store (the logs' appended parts), so it works from any host.
+
         Args:
-            write: called with each piece of text (``sys.stdout.write``).
+            write: called with each log name and piece of text, in order.
             follow: keep going until the run has ended.
             poll: seconds between two looks.
             names: only these logs (default: every log).
@@ -640,8 +639,8 @@ class RunFilesMixin:
         tail = LogTail(self._session.app, self._run_id, names)
         while True:
             ended = RunStatus(self._refreshed().status.value).is_terminal
-            for _name, text in tail.read_new():
-                write(text)
+            for name, text in tail.read_new():
+                write(name, text)
             if ended or not follow:
                 return
             time.sleep(poll)

@@ -8,9 +8,14 @@ marks the run Running, stops the script when the run is canceled or ended by som
 marks it Completed or Failed when the script exits -- even if the submitting process has exited.
 
 Inside the script, ``Run.get_context()`` returns the submitted run; the script should not end it
-(its supervisor does). The script's output goes to ``logs/<run id>/70_driver_log.txt`` next to an
-SQLite store (under ``./.runledger/`` of the submitting process for other stores); the path is
-recorded as the run's property ``runledger.log_file``.
+(its supervisor does). The script's output is captured into the run's log file
+``azureml-logs/70_driver_log.txt``, a file of the run stored in the ledger (``ledger.sdk.files``):
+``run.get_file_names()``, ``wait_for_completion(show_output=True)`` and ``runledger run
+monitor-logs`` read it through the store, from any host. The supervisor's own stdout also goes to
+``logs/<run id>/60_control_log.txt`` next to an SQLite store (under ``./.runledger/`` of the
+submitting process for other stores), for debugging a supervisor that cannot reach the store; that
+path is not recorded in the ledger (a runledger before 0.2 recorded host paths as the properties
+``runledger.log_file`` / ``runledger.control_log_file``: they are shown as text, never opened).
 
 Scripts need a store other processes can open: a ``memory://`` store cannot run scripts.
 """
@@ -62,8 +67,8 @@ SUPERVISED_RUN_ENV = "RUNLEDGER_SUPERVISED_RUN"  # set in the supervisor's own e
 
 # Properties recorded on a script run (properties are immutable: each is set once).
 PROP_SCRIPT = "runledger.script"
-PROP_LOG_FILE = "runledger.log_file"
-PROP_CONTROL_LOG_FILE = "runledger.control_log_file"
+PROP_LOG_FILE = "runledger.log_file"  # recorded by older versions only: never opened
+PROP_CONTROL_LOG_FILE = "runledger.control_log_file"  # likewise
 PROP_SUPERVISOR_PID = "runledger.supervisor_pid"
 PROP_SUPERVISOR_HOST = "runledger.supervisor_host"
 PROP_SCRIPT_PID = "runledger.script_pid"
@@ -354,12 +359,10 @@ def submit_script(experiment: Experiment, config: Any, tags: Any = None,
     run_id = new_script_run_id(experiment.name)
     log_dir = _log_directory(store, run_id)
     log_dir.mkdir(parents=True, exist_ok=True)
-    driver_log = log_dir / DRIVER_LOG_NAME
     control_log = log_dir / CONTROL_LOG_NAME
     run = Run._create(experiment, run_id=run_id, run_type=SCRIPT_RUN_TYPE, target=config.target,
                       tags=tags, parent=parent, start=False, status=RunStatus.STARTING)
-    run.add_properties({PROP_SCRIPT: config._label(), PROP_LOG_FILE: str(driver_log),
-                        PROP_CONTROL_LOG_FILE: str(control_log)})
+    run.add_properties({PROP_SCRIPT: config._label()})
     run.flush()  # the supervisor must find the run
     spec = {
         "run_id": run_id,
@@ -369,7 +372,6 @@ def submit_script(experiment: Experiment, config: Any, tags: Any = None,
         "argv": config._argv(),
         "cwd": str(source),
         "script": config._label(),
-        "log_file": str(driver_log),
         "max_run_duration_seconds": config.max_run_duration_seconds,
     }
     env = child_environment(os.environ, {SUPERVISED_RUN_ENV: run_id})
