@@ -39,6 +39,7 @@ from ledger.domain.run import RunAggregate
 from ledger.domain.values import Actor
 from ledger.persistence.blobs import BlobStore
 from ledger.persistence.errors import store_errors
+from ledger.persistence.heartbeats import HeartbeatStore
 from ledger.persistence.store import StoreConfig
 from ledger.persistence.transcoder import MsgpackTranscoder
 
@@ -120,6 +121,25 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
                                       what=self.store.display_url)
                     self.__dict__["_blobs"] = blobs
         return blobs
+
+    @property
+    def heartbeats(self) -> HeartbeatStore:
+        """The supervisors' heartbeat table (created on first use).
+
+        Raises:
+            StoreError: the table cannot be created.
+        """
+        beats: HeartbeatStore | None = self.__dict__.get("_heartbeats")
+        if beats is None:
+            with self._metric_lock:
+                beats = self.__dict__.get("_heartbeats")
+                if beats is None:
+                    factory: Any = self.factory
+                    beats = HeartbeatStore(factory.datastore, self.store.kind,
+                                           ddl_lock=getattr(factory, "ddl_lock", None),
+                                           what=self.store.display_url)
+                    self.__dict__["_heartbeats"] = beats
+        return beats
 
     def construct_transcoder(self) -> Transcoder:
         """Events are stored as msgpack (see ``ledger.persistence.transcoder``)."""

@@ -20,15 +20,14 @@ content's SHA-256, raising :class:`ledger.domain.errors.BlobError` on a missing 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any
+from collections.abc import Iterable, Iterator
+from typing import IO
 
 import attrs
 
 from ledger.domain.errors import BlobError
-from ledger.persistence.errors import store_errors
+from ledger.persistence.sidetables import SideTables
 
 CHUNK_SIZE = 1024 * 1024
 CHUNKS_PER_COMMIT = 8
@@ -48,12 +47,6 @@ _SELECT_CHUNK = "SELECT data FROM {p}rl_blob_chunks WHERE sha256 = ?"
 _HAS_CHUNKS = "SELECT sha256 FROM {p}rl_blob_chunks WHERE sha256 IN ({marks})"
 _LIST_BLOBS = ("SELECT sha256, size, chunks FROM {p}rl_blobs WHERE sha256 > ? "
                "ORDER BY sha256 LIMIT ?")
-
-_TYPES = {
-    "sqlite": {"blob": "BLOB", "bigint": "INTEGER"},
-    "postgresql": {"blob": "BYTEA", "bigint": "BIGINT"},
-}
-
 
 @attrs.frozen
 class BlobInfo:
@@ -98,79 +91,15 @@ def _chunks_of(source: IO[bytes] | Iterable[bytes], size: int) -> Iterator[bytes
             yield bytes(pending)
 
 
-class BlobStore:
-    """The blob tables of one ledger's database.
-
-    Args:
-        datastore: eventsourcing's datastore of the ledger (``app.factory.datastore``).
-        kind: ``"sqlite"``, ``"memory"`` or ``"postgresql"``.
-        ddl_lock: a context manager factory serialising DDL across processes (PostgreSQL:
-            ``LedgerPostgresFactory.ddl_lock``), or ``None``.
-        what: the store's display URL, for error messages.
+class BlobStore(SideTables):
+    """The blob tables of one ledger's database (see :class:`SideTables` for the arguments).
 
     Raises:
         StoreError: the tables cannot be created.
     """
 
-    def __init__(self, datastore: Any, kind: str, *,
-                 ddl_lock: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
-                 what: str = "the store") -> None:
-        self.datastore = datastore
-        self.kind = "postgresql" if kind == "postgresql" else "sqlite"
-        self.what = what
-        prefix = ""
-        if self.kind == "postgresql":
-            schema = str(getattr(datastore, "schema", "") or "public")
-            prefix = '"{}".'.format(schema.replace('"', '""'))
-        self._fields = dict(_TYPES[self.kind], p=prefix)
-        self._ddl_lock = ddl_lock or contextlib.nullcontext
-        self.ensure_schema()
-
-    # ------------------------------------------------------------------ SQL plumbing
-    def _sql(self, template: str, marks: int = 0) -> str:
-        text = template.replace("{marks}", ", ".join("?" * marks)) if marks else template
-        text = text.format(**self._fields)
-        return text.replace("?", "%s") if self.kind == "postgresql" else text
-
-    @contextlib.contextmanager
-    def _cursor(self, commit: bool) -> Iterator[Any]:
-        with store_errors(f"Files in {self.what}"), \
-                self.datastore.transaction(commit=commit) as wrapped:
-            if self.kind == "sqlite":
-                cursor = wrapped.sqlite_cursor
-                cursor.row_factory = None
-            else:
-                from psycopg.rows import tuple_row
-
-                wrapped.row_factory = tuple_row
-                cursor = wrapped
-            yield cursor
-
-    def ensure_schema(self) -> None:
-        """Create the blob tables if they are missing (idempotent, safe from many processes).
-
-        Raises:
-            StoreError: the store failed.
-        """
-        with self._cursor(commit=False) as cursor:
-            if self._tables_exist(cursor):
-                return
-        with store_errors(f"Creating the file tables in {self.what}"), self._ddl_lock(), \
-                self._cursor(commit=True) as cursor:
-            for ddl in _TABLES:
-                cursor.execute(self._sql(ddl))
-
-    def _tables_exist(self, cursor: Any) -> bool:
-        if self.kind == "sqlite":
-            cursor.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' "
-                           "AND name IN ('rl_blobs', 'rl_blob_chunks')")
-        else:
-            schema = self._fields["p"][:-1]
-            cursor.execute("SELECT (to_regclass(%s) IS NOT NULL)::int + "
-                           "(to_regclass(%s) IS NOT NULL)::int",
-                           (f"{schema}.rl_blobs", f"{schema}.rl_blob_chunks"))
-        row = cursor.fetchone()
-        return bool(row and int(row[0]) == 2)
+    TABLES = _TABLES
+    TABLE_NAMES = ("rl_blobs", "rl_blob_chunks")
 
     # ------------------------------------------------------------------ writing
     def write(self, source: IO[bytes] | Iterable[bytes], *,

@@ -33,6 +33,7 @@ from ledger.domain.values import (
     normalise_tags,
 )
 from ledger.sdk.files import RunFilesMixin
+from ledger.sdk.liveness import observed_status
 from ledger.sdk.metrics import MAX_INT, MetricBuffer, check_step, coerce_scalar, shape_metrics
 
 if TYPE_CHECKING:
@@ -535,8 +536,9 @@ class Run(RunFilesMixin):
 
     # ------------------------------------------------------------------ status and details
     def get_status(self) -> str:
-        """Return the run's current status, as other processes may have changed it."""
-        return self._refreshed().status.value
+        """Return the run's current status, as other processes may have changed it (a script
+        run whose supervisor stopped answering is recorded NotResponding: sdk/liveness.py)."""
+        return observed_status(self, self._refreshed()).value
 
     def get_details(self) -> dict[str, Any]:
         """Return the run's details, as the seed SDK shapes them (keys whose value is ``None``
@@ -547,7 +549,7 @@ class Run(RunFilesMixin):
             "experimentName": agg.experiment_name,
             "runType": agg.run_type,
             "target": agg.target,
-            "status": agg.status.value,
+            "status": observed_status(self, agg).value,
             "parentRunId": agg.parent_run_id,
             "displayName": agg.display_name,
             "description": agg.description,

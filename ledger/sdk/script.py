@@ -44,6 +44,7 @@ from ledger.domain.errors import InvalidTransitionError, RunNotFoundError, Valid
 from ledger.domain.ids import new_script_run_id
 from ledger.domain.status import RunStatus
 from ledger.persistence.store import StoreConfig
+from ledger.sdk.processes import same_process, start_time, stop_tree
 from ledger.sdk.run import SCRIPT_RUN_TYPE, Run
 
 if TYPE_CHECKING:
@@ -72,6 +73,10 @@ PROP_CONTROL_LOG_FILE = "runledger.control_log_file"  # likewise
 PROP_SUPERVISOR_PID = "runledger.supervisor_pid"
 PROP_SUPERVISOR_HOST = "runledger.supervisor_host"
 PROP_SCRIPT_PID = "runledger.script_pid"
+# When the supervisor and the script started (Unix seconds, psutil's create_time): a pid is only
+# signalled while it still names the process that started then.
+PROP_SUPERVISOR_STARTED = "runledger.supervisor_started"
+PROP_SCRIPT_STARTED = "runledger.script_started"
 
 DRIVER_LOG_NAME = "70_driver_log.txt"
 CONTROL_LOG_NAME = "60_control_log.txt"
@@ -221,11 +226,17 @@ def pid_alive(pid: int, env_name: str | None = None, env_value: str | None = Non
         stat = (proc / "stat").read_text()
         if stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X"):
             return False
-        if env_name is None:
-            return True
-        entries = (proc / "environ").read_bytes().split(b"\0")
     except (OSError, IndexError):
-        return False
+        return False  # gone between the two looks
+    if env_name is None:
+        return True
+    try:
+        entries = (proc / "environ").read_bytes().split(b"\0")
+    except OSError:
+        # Unreadable while a process is exiting (its memory is being torn down): it is still
+        # there, and whose it is cannot be told; callers with a recorded start time use
+        # ledger.sdk.processes instead.
+        return True
     return f"{env_name}={env_value}".encode() in entries
 
 
@@ -403,7 +414,17 @@ def _supervisor_alive(run: Run) -> bool | None:
     pid, host = properties.get(PROP_SUPERVISOR_PID), properties.get(PROP_SUPERVISOR_HOST)
     if pid is None or host != _hostname() or not pid.isdigit():
         return None
-    return pid_alive(int(pid), SUPERVISED_RUN_ENV, run.id)
+    started = _recorded_time(properties.get(PROP_SUPERVISOR_STARTED))
+    if started is None:  # recorded by an older runledger: the environment tells it apart
+        return pid_alive(int(pid), SUPERVISED_RUN_ENV, run.id)
+    return same_process(int(pid), started) is not None
+
+
+def _recorded_time(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
 
 
 def _hostname() -> str:
@@ -411,14 +432,20 @@ def _hostname() -> str:
 
 
 def _stop_orphaned_script(run: Run) -> None:
-    """Stop the script of a run whose supervisor is gone, if it runs on this host."""
+    """Stop the script tree of a run whose supervisor is gone, if it runs on this host; return
+    once nothing of it runs (a pid that now names another process is never signalled)."""
     properties = run.get_properties()
     pid, host = properties.get(PROP_SCRIPT_PID), properties.get(PROP_SUPERVISOR_HOST)
     if pid is None or host != _hostname() or not pid.isdigit():
         return
     script_pid = int(pid)
-    if pid_alive(script_pid, RUN_ID_ENV, run.id):
-        stop_process_group(script_pid, lambda: not pid_alive(script_pid, RUN_ID_ENV, run.id))
+    started = _recorded_time(properties.get(PROP_SCRIPT_STARTED))
+    if started is None:
+        # Recorded by an older runledger: only a process started with the run's id is ours.
+        if not pid_alive(script_pid, RUN_ID_ENV, run.id):
+            return
+        started = start_time(script_pid)
+    stop_tree(script_pid, started, grace=KILL_GRACE)
 
 
 def cancel_script_run(run: Run, timeout: float = CANCEL_TIMEOUT) -> None:

@@ -11,12 +11,17 @@ The supervisor:
    ``LOG_FLUSH_INTERVAL`` seconds while the script runs (``ledger.sdk.files.LogAppender``), so
    any process on any host can follow it through the store;
 2. records its own pid and host and the script's pid as properties, and marks the run Running;
-3. polls the run's status every ``POLL_INTERVAL`` seconds: on CancelRequested (or SIGTERM/SIGINT
+3. writes a heartbeat every ``HEARTBEAT_INTERVAL`` seconds, in a row outside the event log
+   (``ledger.persistence.heartbeats``): a reader that finds the Running run's heartbeat three
+   intervals old records the run NotResponding (``ledger.sdk.liveness``), and the supervisor, if
+   it was only paused, records it Running again;
+4. polls the run's status every ``POLL_INTERVAL`` seconds: on CancelRequested (or SIGTERM/SIGINT
    to the supervisor, or ``max_run_duration_seconds`` exceeded) it stops the script's whole process
-   group (SIGTERM, then SIGKILL after ``KILL_GRACE`` seconds) and marks the run Canceled; when the
+   tree (SIGTERM, then SIGKILL after ``KILL_GRACE`` seconds; ``ledger.sdk.processes``) and, once
+   nothing of it runs, marks the run Canceled; when the
    run was ended by another process (``run.fail()`` from the submitter, say) it stops the script
    and leaves the status as it is;
-4. when the script exits, marks the run Completed (exit code 0) or Failed (error code
+5. when the script exits, marks the run Completed (exit code 0) or Failed (error code
    ``ScriptExecution.ExitCode``, with the exit code and the last line of stderr), unless the run
    has ended already.
 
@@ -53,12 +58,16 @@ from ledger.domain.run import RunAggregate
 from ledger.domain.status import RunStatus, can_transition
 from ledger.domain.values import Actor
 from ledger.sdk.files import OUTPUTS_FOLDER, LogAppender
+from ledger.sdk.processes import start_time, stop_tree
 from ledger.sdk.script import (
     EXIT_CODE_ERROR,
     EXPERIMENT_ENV,
+    KILL_GRACE,
     PROP_SCRIPT_PID,
+    PROP_SCRIPT_STARTED,
     PROP_SUPERVISOR_HOST,
     PROP_SUPERVISOR_PID,
+    PROP_SUPERVISOR_STARTED,
     RUN_ID_ENV,
     START_FAILED_ERROR,
     STORE_ENV,
@@ -69,6 +78,8 @@ from ledger.sdk.script import (
 )
 
 POLL_INTERVAL = 0.15  # seconds between two looks at the run's status
+HEARTBEAT_INTERVAL = 5.0  # seconds between two heartbeats (RUNLEDGER_HEARTBEAT_INTERVAL)
+HEARTBEAT_ENV = "RUNLEDGER_HEARTBEAT_INTERVAL"
 LOG_FLUSH_INTERVAL = 0.5  # seconds between two appended log parts (when there is output)
 LOG_PART_SIZE = 1024 * 1024  # a part is appended at once when this much output waits
 LOG_BUFFER_LIMIT = 64 * 1024 * 1024  # output kept while the store fails; older is dropped
@@ -256,6 +267,9 @@ class Supervisor:
         global _control_sink
         _control_sink = self.sink
         self.cwd = Path(str(spec["cwd"]))
+        self.heartbeat_interval = float(os.environ.get(HEARTBEAT_ENV) or HEARTBEAT_INTERVAL)
+        self._stop_beating = threading.Event()
+        self.script_started: float | None = None
         _say(f"supervising run {self.run_id!r} on {socket.gethostname()}")
         self.signalled: int | None = None
         max_duration = spec.get("max_run_duration_seconds")
@@ -374,11 +388,18 @@ class Supervisor:
         self.stdout_pump = _StdoutPump(self.process.stdout, self.sink)
         self.stdout_pump.start()
         _say(f"started script pid {self.process.pid}: {argv}")
+        self.script_started = start_time(self.process.pid)
+        supervisor_started = start_time(os.getpid())
         properties = {
             PROP_SUPERVISOR_PID: str(os.getpid()),
             PROP_SUPERVISOR_HOST: socket.gethostname(),
             PROP_SCRIPT_PID: str(self.process.pid),
+            PROP_SUPERVISOR_STARTED: repr(supervisor_started),
+            PROP_SCRIPT_STARTED: repr(self.script_started),
         }
+        self._beat()  # before the run shows Running: a Running script run always has a beat
+        threading.Thread(target=self._beat_loop, name="runledger-heartbeat",
+                         daemon=True).start()
 
         def started(agg: RunAggregate, actor: Actor) -> None:
             agg.add_properties(properties, actor)
@@ -388,10 +409,23 @@ class Supervisor:
         self._apply(started, "recording the start")
         return True
 
+    def _beat(self) -> None:
+        try:
+            self.workspace._session.app.heartbeats.beat(
+                self.run_id, self.heartbeat_interval, socket.gethostname(), os.getpid())
+        except LedgerError as error:
+            print(f"{_now()} supervisor: cannot write the heartbeat ({error})", flush=True)
+
+    def _beat_loop(self) -> None:
+        while not self._stop_beating.wait(self.heartbeat_interval):
+            self._beat()
+
     def _stop_script(self) -> int:
+        """Stop the script's whole tree; return its exit code once nothing of it runs."""
         process = self.process
         assert process is not None
-        stop_process_group(process.pid, lambda: process.poll() is not None)
+        if not stop_tree(process.pid, self.script_started, grace=KILL_GRACE):
+            _say("some of the script's processes outlived SIGKILL")
         returncode = process.wait()
         self._join_pumps()
         return returncode
@@ -439,6 +473,12 @@ class Supervisor:
         Returns:
             The supervisor's exit code (0, or 1 if it could not record the outcome).
         """
+        try:
+            return self._supervise()
+        finally:
+            self._stop_beating.set()
+
+    def _supervise(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         status = self._status()
@@ -471,6 +511,13 @@ class Supervisor:
                 self._cancel()
                 return 0
             status = self._status()
+            if status is RunStatus.NOT_RESPONDING:  # a reader thought this supervisor dead
+                self._beat()
+                self._apply(lambda agg, actor: agg.set_status(RunStatus.RUNNING, actor)
+                            if agg.status is RunStatus.NOT_RESPONDING else None,
+                            "recording the run Running again")
+                _say("run was marked NotResponding; responding again: Running")
+                continue
             if status is RunStatus.CANCEL_REQUESTED:
                 _say("cancel requested; stopping the script")
                 self._stop_script()

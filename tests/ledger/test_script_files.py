@@ -37,7 +37,7 @@ TRAIN = textwrap.dedent("""
         f.write(bytes(range(256)))
     with open("outputs/deep/notes.txt", "w") as f:
         f.write("ünïcode notes")
-    print("training on", run.id, flush=True)
+    print(f"training on {run.id}", flush=True)  # one write: stderr cannot cut into it
     print("to stderr", file=sys.stderr, flush=True)
     mode = sys.argv[1] if len(sys.argv) > 1 else "ok"
     if mode == "fail":
@@ -166,5 +166,6 @@ def test_wait_for_completion_shows_the_output(exp: Experiment,
     run.wait_for_completion(show_output=True)
     out = capsys.readouterr().out
     assert f"RunId: {run.id}" in out
-    assert f"training on {run.id}" in out and "to stderr" in out
+    assert f"training on {run.id}" in out and "to stderr" in out, (
+        out, run.read_file(DRIVER), run.get_file_names())
     assert out.index("training on") < out.index("Execution Summary")
