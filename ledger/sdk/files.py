@@ -645,6 +645,64 @@ class RunFilesMixin:
                 return
             time.sleep(poll)
 
+    # ------------------------------------------------------------------ snapshots
+    def take_snapshot(self, file_or_folder_path: str | os.PathLike[str]) -> str:
+        """Snapshot a folder (``.amlignore``, else ``.gitignore``) as the run's source; see
+        ``ledger.sdk.snapshots``. Returns the snapshot id.
+
+        Raises:
+            ValidationError: not a folder, or the run already has another snapshot.
+            SnapshotTooLargeError: past the snapshot limit (nothing is recorded).
+        """
+        from ledger.sdk.snapshots import PROP_SNAPSHOT_ID, take_snapshot
+
+        properties = take_snapshot(self._session.app, file_or_folder_path)
+        recorded = self._refreshed().properties.get(PROP_SNAPSHOT_ID)
+        if recorded is not None and recorded != properties[PROP_SNAPSHOT_ID]:
+            raise ValidationError(f"Run {self._run_id!r} already has snapshot {recorded}; a run "
+                                  "has one snapshot")
+        self._command(lambda agg, actor: agg.add_properties(properties, actor),
+                      publish_first=True)
+        return properties[PROP_SNAPSHOT_ID]
+
+    def get_snapshot_id(self) -> str | None:
+        """Return the id of the run's source snapshot (``None`` if it has none)."""
+        from ledger.sdk.snapshots import PROP_SNAPSHOT_ID
+
+        return self._refreshed().properties.get(PROP_SNAPSHOT_ID)
+
+    def restore_snapshot(self, snapshot_id: str | None = None,
+                         path: str | os.PathLike[str] | None = None) -> str:
+        """Write a snapshot's zip into the folder ``path`` (default: the working directory).
+
+        Args:
+            snapshot_id: the snapshot (default: this run's); any run's snapshot of the ledger.
+            path: the folder to write ``<snapshot id>.zip`` into.
+
+        Returns:
+            The zip's path.
+
+        Raises:
+            ValidationError: no such snapshot.
+            FileDamagedError: the stored zip is damaged (nothing is written).
+        """
+        from ledger.sdk.snapshots import PROP_SNAPSHOT_ID, find_snapshot, write_snapshot
+
+        found = find_snapshot(self._refreshed().properties)
+        if snapshot_id is not None and (found is None or found[0] != snapshot_id):
+            index = self._session.before_query()
+            found = None
+            for row in index.find_runs(properties={PROP_SNAPSHOT_ID: snapshot_id},
+                                       include_children=True):
+                other = self._session.app.get_run(row.run_id)
+                found = find_snapshot(other.properties)
+                break
+        if found is None:
+            raise ValidationError(
+                f"restore_snapshot of run {self._run_id!r}: "
+                + (f"no snapshot {snapshot_id!r}" if snapshot_id else "the run has no snapshot"))
+        return write_snapshot(self._session.app, self._run_id, found[1], found[0], path)
+
     # ------------------------------------------------------------------ outputs
     def _upload_outputs(self, folder: Path) -> None:
         """Upload ``folder`` under ``outputs/`` (names already uploaded are skipped), unless

@@ -367,13 +367,17 @@ def submit_script(experiment: Experiment, config: Any, tags: Any = None,
     if config.script is not None and not (source / config.script).is_file():
         raise ValidationError(
             f"Script {config.script!r} not found in source_directory {str(source)!r}")
+    from ledger.sdk.snapshots import take_snapshot
+
+    # Before the run exists: a source past the snapshot limit refuses the submit, writing nothing.
+    snapshot = take_snapshot(workspace._session.app, source)
     run_id = new_script_run_id(experiment.name)
     log_dir = _log_directory(store, run_id)
     log_dir.mkdir(parents=True, exist_ok=True)
     control_log = log_dir / CONTROL_LOG_NAME
     run = Run._create(experiment, run_id=run_id, run_type=SCRIPT_RUN_TYPE, target=config.target,
                       tags=tags, parent=parent, start=False, status=RunStatus.STARTING)
-    run.add_properties({PROP_SCRIPT: config._label()})
+    run.add_properties({PROP_SCRIPT: config._label(), **snapshot})
     run.flush()  # the supervisor must find the run
     spec = {
         "run_id": run_id,

@@ -119,6 +119,11 @@ def test_a_completed_script_leaves_its_logs_and_outputs_as_run_files(exp: Experi
     assert seen["model"] == bytes(range(256)).hex()
     assert seen["notes"] == "ünïcode notes"
     assert "logs/azureml" not in json.dumps(run.get_properties())  # no host path recorded
+    import zipfile
+
+    with zipfile.ZipFile(run.restore_snapshot(path="../restored")) as archive:
+        assert archive.read("train.py").decode() == TRAIN  # the source as submitted
+        assert not any(n.startswith("outputs/") for n in archive.namelist())
     details = run.get_details_with_logs()
     assert f"training on {run.id}" in details["logFiles"][DRIVER]
     assert "supervising run" in details["logFiles"][CONTROL]
