@@ -10,7 +10,7 @@ Usage (from the repository root)::
 For each backend and size a fresh ledger is made; a file of random bytes is written to a
 temporary folder on the same disk as the SQLite ledger; then, each in a fresh subprocess (so peak
 RSS, ``ru_maxrss``, is the measured operation's own, reported as growth over the process's
-baseline after opening the ledger):
+baseline after opening the ledger, and as the process's whole peak):
 
 - ``copy``: ``shutil.copyfile`` of the file (the reference: the disk's own speed);
 - ``upload``: ``run.upload_file(name, path)`` (hashing, chunking, committing, the event);
@@ -59,7 +59,8 @@ _WORKER = textwrap.dedent("""
             run.download_file(name, target)
         elapsed = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": elapsed, "rss_growth_mb": (peak - base) / 1024}))
+    print(json.dumps({"seconds": elapsed, "rss_growth_mb": (peak - base) / 1024,
+                      "peak_rss_mb": peak / 1024}))
 """)
 
 
@@ -125,9 +126,9 @@ def bench(backend: str, megabytes: int, repeats: int) -> dict[str, Any]:
                 "seconds": round(seconds, 4),
                 "mb_per_s": round(megabytes / seconds, 1),
                 "rss_growth_mb": round(max(f["rss_growth_mb"] for f in runs), 1),
+                "peak_rss_mb": round(max(f["peak_rss_mb"] for f in runs), 1),
                 "vs_copy": round(copy_seconds / seconds, 3),
             }
-        workspace.close() if hasattr(workspace, "close") else None
         return result
     finally:
         shutil.rmtree(folder, ignore_errors=True)

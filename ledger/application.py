@@ -37,7 +37,7 @@ from ledger.domain.ids import experiment_stream_id, metric_stream_id, run_stream
 from ledger.domain.metrics import MetricsLogged
 from ledger.domain.run import RunAggregate
 from ledger.domain.values import Actor
-from ledger.persistence.blobs import BlobStore
+from ledger.persistence.blobs import BlobStore, FsspecBlobStore, SQLBlobStore
 from ledger.persistence.errors import store_errors
 from ledger.persistence.heartbeats import HeartbeatStore
 from ledger.persistence.store import StoreConfig
@@ -105,7 +105,8 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
 
     @property
     def blobs(self) -> BlobStore:
-        """The ledger's file content store (its tables created on first use).
+        """The ledger's file content store: its own database (tables created on first use), or
+        the folder / object store of the store URL's ``files=`` option.
 
         Raises:
             StoreError: the tables cannot be created.
@@ -116,9 +117,12 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
                 blobs = self.__dict__.get("_blobs")
                 if blobs is None:
                     factory: Any = self.factory
-                    blobs = BlobStore(factory.datastore, self.store.kind,
-                                      ddl_lock=getattr(factory, "ddl_lock", None),
-                                      what=self.store.display_url)
+                    if self.store.files:
+                        blobs = FsspecBlobStore(self.store.files)
+                    else:
+                        blobs = SQLBlobStore(factory.datastore, self.store.kind,
+                                             ddl_lock=getattr(factory, "ddl_lock", None),
+                                             what=self.store.display_url)
                     self.__dict__["_blobs"] = blobs
         return blobs
 

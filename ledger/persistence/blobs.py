@@ -21,6 +21,8 @@ content's SHA-256, raising :class:`ledger.domain.errors.BlobError` on a missing 
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
 from collections.abc import Iterable, Iterator
 from typing import IO
 
@@ -91,15 +93,31 @@ def _chunks_of(source: IO[bytes] | Iterable[bytes], size: int) -> Iterator[bytes
             yield bytes(pending)
 
 
-class BlobStore(SideTables):
-    """The blob tables of one ledger's database (see :class:`SideTables` for the arguments).
+class BlobStore:
+    """Stored file contents: the logic, over a backend's five primitives (subclasses give
+    them: :class:`SQLBlobStore` in the ledger's database, :class:`FsspecBlobStore` in a folder
+    or object store)."""
 
-    Raises:
-        StoreError: the tables cannot be created.
-    """
+    what: str
 
-    TABLES = _TABLES
-    TABLE_NAMES = ("rl_blobs", "rl_blob_chunks")
+    # ------------------------------------------------------------------ primitives
+    def _held_chunks(self, digests: list[str]) -> set[str]:
+        raise NotImplementedError
+
+    def _put_chunks(self, chunks: list[tuple[str, bytes]]) -> None:
+        raise NotImplementedError
+
+    def _put_manifest(self, sha256: str, size: int, manifest: bytes) -> None:
+        raise NotImplementedError
+
+    def _get_manifest(self, sha256: str) -> tuple[int, bytes] | None:
+        raise NotImplementedError
+
+    def _get_chunk(self, digest: str) -> bytes | None:
+        raise NotImplementedError
+
+    def _list_manifests(self, after: str, page: int) -> list[tuple[str, int, bytes]]:
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ writing
     def write(self, source: IO[bytes] | Iterable[bytes], *,
@@ -173,17 +191,14 @@ class BlobStore(SideTables):
         return info
 
     def _insert_chunks(self, chunks: list[tuple[str, bytes]]) -> None:
-        with self._cursor(commit=True) as cursor:
-            cursor.execute(self._sql(_HAS_CHUNKS, len(chunks)), [c[0] for c in chunks])
-            held = {row[0] for row in cursor.fetchall()}
-            fresh = [c for c in chunks if c[0] not in held]
-            if fresh:
-                cursor.executemany(self._sql(_INSERT_CHUNK), fresh)
+        held = self._held_chunks([c[0] for c in chunks])
+        fresh = [c for c in chunks if c[0] not in held]
+        if fresh:
+            self._put_chunks(fresh)
 
     def _insert_manifest(self, info: BlobInfo) -> None:
-        manifest = b"".join(bytes.fromhex(c) for c in info.chunks)
-        with self._cursor(commit=True) as cursor:
-            cursor.execute(self._sql(_INSERT_BLOB), (info.sha256, info.size, manifest))
+        self._put_manifest(info.sha256, info.size,
+                           b"".join(bytes.fromhex(c) for c in info.chunks))
 
     # ------------------------------------------------------------------ reading
     def info(self, sha256: str) -> BlobInfo:
@@ -193,12 +208,10 @@ class BlobStore(SideTables):
             BlobError: no content has this digest.
             StoreError: the store failed.
         """
-        with self._cursor(commit=False) as cursor:
-            cursor.execute(self._sql(_SELECT_BLOB), (sha256,))
-            row = cursor.fetchone()
+        row = self._get_manifest(sha256)
         if row is None:
             raise BlobError(f"the content sha256:{sha256} is missing from {self.what}")
-        return BlobInfo(sha256=sha256, size=int(row[0]), chunks=_split_manifest(bytes(row[1])))
+        return BlobInfo(sha256=sha256, size=row[0], chunks=_split_manifest(row[1]))
 
     def exists(self, sha256: str) -> bool:
         """Whether a complete content with this digest is stored."""
@@ -222,13 +235,10 @@ class BlobStore(SideTables):
         whole = hashlib.sha256()
         size = 0
         for digest in info.chunks:
-            with self._cursor(commit=False) as cursor:
-                cursor.execute(self._sql(_SELECT_CHUNK), (digest,))
-                row = cursor.fetchone()
-            if row is None:
+            data = self._get_chunk(digest)
+            if data is None:
                 raise BlobError(f"a chunk (sha256:{digest}) of sha256:{sha256} is missing "
                                 f"from {self.what}")
-            data = bytes(row[0])
             if hashlib.sha256(data).hexdigest() != digest:
                 raise BlobError(f"a chunk (sha256:{digest}) of sha256:{sha256} does not match "
                                 "its digest")
@@ -244,9 +254,7 @@ class BlobStore(SideTables):
         """Yield every stored content (its manifest), ordered by digest, a page per query."""
         after = ""
         while True:
-            with self._cursor(commit=False) as cursor:
-                cursor.execute(self._sql(_LIST_BLOBS), (after, page))
-                rows = cursor.fetchall()
+            rows = self._list_manifests(after, page)
             for sha256, size, chunks in rows:
                 yield BlobInfo(sha256=str(sha256), size=int(size),
                                chunks=_split_manifest(bytes(chunks)))
@@ -260,12 +268,9 @@ class BlobStore(SideTables):
         Raises:
             BlobError: missing or damaged.
         """
-        with self._cursor(commit=False) as cursor:
-            cursor.execute(self._sql(_SELECT_CHUNK), (digest,))
-            row = cursor.fetchone()
-        if row is None:
+        data = self._get_chunk(digest)
+        if data is None:
             raise BlobError(f"the chunk sha256:{digest} is missing from {self.what}")
-        data = bytes(row[0])
         if hashlib.sha256(data).hexdigest() != digest:
             raise BlobError(f"the chunk sha256:{digest} does not match its digest")
         return data
@@ -281,11 +286,9 @@ class BlobStore(SideTables):
         """
         if hashlib.sha256(data).hexdigest() != digest:
             raise BlobError(f"the exported chunk sha256:{digest} does not match its bytes")
-        with self._cursor(commit=True) as cursor:
-            cursor.execute(self._sql(_HAS_CHUNKS, 1), (digest,))
-            if cursor.fetchone() is not None:
-                return False
-            cursor.execute(self._sql(_INSERT_CHUNK), (digest, data))
+        if self._held_chunks([digest]):
+            return False
+        self._put_chunks([(digest, data)])
         return True
 
     def import_manifest(self, info: BlobInfo) -> bool:
@@ -302,12 +305,137 @@ class BlobStore(SideTables):
             return False
         for start in range(0, len(info.chunks), 500):
             wanted = info.chunks[start:start + 500]
-            with self._cursor(commit=False) as cursor:
-                cursor.execute(self._sql(_HAS_CHUNKS, len(wanted)), list(wanted))
-                held = {row[0] for row in cursor.fetchall()}
+            held = self._held_chunks(list(wanted))
             missing = [c for c in wanted if c not in held]
             if missing:
                 raise BlobError(f"the exported content sha256:{info.sha256} lists a chunk "
                                 f"(sha256:{missing[0]}) the export does not hold")
         self._insert_manifest(info)
         return True
+
+
+class SQLBlobStore(SideTables, BlobStore):
+    """Contents in the ledger's own database: ``rl_blob_chunks`` and ``rl_blobs`` (see the
+    module docstring; :class:`SideTables` for the arguments).
+
+    Raises:
+        StoreError: the tables cannot be created.
+    """
+
+    TABLES = _TABLES
+    TABLE_NAMES = ("rl_blobs", "rl_blob_chunks")
+
+    def _held_chunks(self, digests: list[str]) -> set[str]:
+        with self._cursor(commit=False) as cursor:
+            cursor.execute(self._sql(_HAS_CHUNKS, len(digests)), digests)
+            return {str(row[0]) for row in cursor.fetchall()}
+
+    def _put_chunks(self, chunks: list[tuple[str, bytes]]) -> None:
+        with self._cursor(commit=True) as cursor:
+            cursor.executemany(self._sql(_INSERT_CHUNK), chunks)
+
+    def _put_manifest(self, sha256: str, size: int, manifest: bytes) -> None:
+        with self._cursor(commit=True) as cursor:
+            cursor.execute(self._sql(_INSERT_BLOB), (sha256, size, manifest))
+
+    def _get_manifest(self, sha256: str) -> tuple[int, bytes] | None:
+        with self._cursor(commit=False) as cursor:
+            cursor.execute(self._sql(_SELECT_BLOB), (sha256,))
+            row = cursor.fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    def _get_chunk(self, digest: str) -> bytes | None:
+        with self._cursor(commit=False) as cursor:
+            cursor.execute(self._sql(_SELECT_CHUNK), (digest,))
+            row = cursor.fetchone()
+        return None if row is None else bytes(row[0])
+
+    def _list_manifests(self, after: str, page: int) -> list[tuple[str, int, bytes]]:
+        with self._cursor(commit=False) as cursor:
+            cursor.execute(self._sql(_LIST_BLOBS), (after, page))
+            return [(str(a), int(b), bytes(c)) for a, b, c in cursor.fetchall()]
+
+
+class FsspecBlobStore(BlobStore):
+    """Contents in a folder or object store, through ``fsspec`` (the ``files`` extra): chunks as
+    ``<root>/chunks/<2 hex>/<sha256>``, manifests as ``<root>/blobs/<2 hex>/<sha256>`` (8 bytes
+    of size, then the chunk digests). Chunks are written before the manifest and each object is
+    written under a temporary name and moved into place, so a reader never sees half an object.
+
+    Args:
+        url: the root (``/data/runledger-files``, ``file:///...``, ``s3://bucket/prefix``...).
+
+    Raises:
+        StoreConfigError: fsspec is not installed, or it does not know the URL's protocol.
+    """
+
+    def __init__(self, url: str) -> None:
+        from ledger.domain.errors import StoreConfigError
+
+        try:
+            import fsspec
+        except ImportError:
+            raise StoreConfigError(
+                f"files={url!r} needs fsspec: pip install 'runledger-ml[files]'") from None
+        try:
+            self.fs, root = fsspec.core.url_to_fs(url)
+        except (ImportError, ValueError) as error:
+            raise StoreConfigError(f"files={url!r}: {error}") from error
+        self.root = str(root).rstrip("/")
+        self.what = url
+
+    def _path(self, kind: str, digest: str) -> str:
+        return f"{self.root}/{kind}/{digest[:2]}/{digest}"
+
+    def _put(self, path: str, data: bytes) -> None:
+        from ledger.domain.errors import StoreError
+
+        partial = f"{path}.partial-{os.getpid()}-{threading.get_ident()}"
+        try:
+            self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            self.fs.pipe_file(partial, data)
+            self.fs.mv(partial, path)
+        except OSError as error:
+            raise StoreError(f"Writing {path} in {self.what} failed: {error}") from error
+
+    def _get(self, path: str) -> bytes | None:
+        from ledger.domain.errors import StoreError
+
+        try:
+            return bytes(self.fs.cat_file(path))
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise StoreError(f"Reading {path} in {self.what} failed: {error}") from error
+
+    def _held_chunks(self, digests: list[str]) -> set[str]:
+        return {d for d in digests if self.fs.exists(self._path("chunks", d))}
+
+    def _put_chunks(self, chunks: list[tuple[str, bytes]]) -> None:
+        for digest, data in chunks:
+            self._put(self._path("chunks", digest), data)
+
+    def _put_manifest(self, sha256: str, size: int, manifest: bytes) -> None:
+        path = self._path("blobs", sha256)
+        if not self.fs.exists(path):
+            self._put(path, size.to_bytes(8, "big") + manifest)
+
+    def _get_manifest(self, sha256: str) -> tuple[int, bytes] | None:
+        raw = self._get(self._path("blobs", sha256))
+        return None if raw is None else (int.from_bytes(raw[:8], "big"), raw[8:])
+
+    def _get_chunk(self, digest: str) -> bytes | None:
+        return self._get(self._path("chunks", digest))
+
+    def _list_manifests(self, after: str, page: int) -> list[tuple[str, int, bytes]]:
+        try:
+            paths = self.fs.find(f"{self.root}/blobs")
+        except FileNotFoundError:
+            return []
+        names = sorted(p.rsplit("/", 1)[-1] for p in paths if ".partial-" not in p)
+        rows = []
+        for sha256 in [n for n in names if n > after][:page]:
+            found = self._get_manifest(sha256)
+            if found is not None:
+                rows.append((sha256, found[0], found[1]))
+        return rows

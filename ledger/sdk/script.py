@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ledger.domain.errors import InvalidTransitionError, RunNotFoundError, ValidationError
 from ledger.domain.ids import new_script_run_id
@@ -315,10 +315,16 @@ def running_supervisors() -> dict[str, int]:
 
 def _portable_store_url(store: StoreConfig) -> str:
     """The store's URL as any process in any folder opens it (SQLite paths made absolute)."""
+    url = store.url
     if store.kind == "sqlite" and store.path is not None:
         query = urlsplit(store.url).query
-        return f"sqlite:///{store.path}" + (f"?{query}" if query else "")
-    return store.url
+        url = f"sqlite:///{store.path}" + (f"?{query}" if query else "")
+    if store.files:  # a relative files= folder, made absolute as the store parsed it
+        base, _, query = url.partition("?")
+        options = [(k, v) for k, v in parse_qsl(query) if k != "files"]
+        options.append(("files", store.files))
+        url = f"{base}?{urlencode(options)}"
+    return url
 
 
 def _log_directory(store: StoreConfig, run_id: str) -> Path:

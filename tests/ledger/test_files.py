@@ -407,3 +407,36 @@ def test_memory_stays_flat_uploading_and_downloading_a_big_file(
     assert figures["peak"] - baseline < 48 * 1024 * 1024, figures
     assert run.get_files()[0].size == megabytes * 1024 * 1024
 
+
+
+# ---------------------------------------------------------------------------------- files=
+def test_a_files_folder_holds_the_contents_and_export_still_carries_them(
+        tmp_path: Path) -> None:
+    pytest.importorskip("fsspec", reason="the files extra (fsspec) is not installed")
+    folder = tmp_path / "contents"
+    store = f"sqlite:///{tmp_path / 'ledger.db'}?files={folder}"
+    ws = Workspace(store=store)
+    data = os.urandom(2 * CHUNK_SIZE + 3)
+    with Experiment(ws, "fs").start_logging() as run:
+        run.upload_file("model.bin", io.BytesIO(data))
+        run.upload_file("copy.bin", io.BytesIO(data))
+    chunk_files = sorted(p for p in (folder / "chunks").rglob("*") if p.is_file())
+    assert len(chunk_files) == 3  # stored once, in the folder
+    app = ws._session.app
+    assert not hasattr(app.blobs, "_cursor")  # nothing of the contents in the database
+    reader = Workspace(store=store)
+    again = __import__("ledger").Run.get(reader, run.id)
+    assert again.read_file("model.bin") == data
+    path = tmp_path / "export"
+    export_ledger(app, path)
+    target = LedgerApplication(parse_store_url(f"sqlite:///{tmp_path / 'copy.db'}"))
+    try:
+        import_ledger(target, path)
+        sha = target.get_run(run.id).files["model.bin"]["sha256"]
+        assert b"".join(target.blobs.read(sha)) == data  # now in the target's database
+    finally:
+        target.close()
+    chunk_files[0].unlink()
+    with pytest.raises(FileDamagedError, match=r"model\.bin"):
+        again.download_file("model.bin", str(tmp_path / "out.bin"))
+    assert not (tmp_path / "out.bin").exists()
