@@ -6,7 +6,12 @@
    ``.runledger/config.json``;
 2. the ``RUNLEDGER_CONFIG`` environment variable (a file);
 3. ``runledger.json``, then ``.runledger/config.json``, in the current folder and then in each of
-   its parents.
+   its parents -- stopping, as git's discovery does, after the user's home folder (a file above
+   home, in ``/tmp`` or ``/``, is never picked up from a folder inside home) and at a filesystem
+   boundary (a parent on another device is not searched).
+
+The file found is named by ``Workspace.__repr__`` and, with ``--verbose``, on the CLI's standard
+error: a file found in a parent folder is never used silently.
 
 A configuration file is JSON: ``{"store": "<store URL>", "name": "<workspace name>"}``; both keys
 are optional, and a relative SQLite path in it is relative to the file's own folder (for
@@ -69,11 +74,31 @@ def find_config_file(path: str | os.PathLike[str] | None = None) -> Path | None:
     if env_path:
         return find_config_file(env_path)
     here = Path.cwd().resolve()
+    home = _home()
+    device = _device(here)
     for directory in (here, *here.parents):
+        if _device(directory) != device:
+            break  # a filesystem boundary
         found = _find_in(directory)
         if found:
             return found
+        if directory == home:
+            break
     return None
+
+
+def _home() -> Path | None:
+    try:
+        return Path.home().resolve()
+    except (KeyError, RuntimeError, OSError):
+        return None
+
+
+def _device(directory: Path) -> int | None:
+    try:
+        return directory.stat().st_dev
+    except OSError:
+        return None
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> WorkspaceConfig:

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+import click
+
 from ledger.cli.options import state
 from ledger.domain.errors import ExperimentNotFoundError, RunNotFoundError, ValidationError
 from ledger.domain.ids import experiment_stream_id
@@ -43,7 +45,14 @@ def open_workspace() -> Workspace:
         StoreError: the store cannot be opened.
     """
     options = state()
-    return Workspace(workspace_name=options.workspace_name, store=options.store)
+    workspace = Workspace(workspace_name=options.workspace_name, store=options.store)
+    if options.verbose:
+        source = workspace.config_file
+        click.echo(f"runledger: configuration file {source}" if source is not None else
+                   "runledger: no configuration file (store from --store, RUNLEDGER_STORE or "
+                   "the default)", err=True)
+        click.echo(f"runledger: store {workspace.store_url}", err=True)
+    return workspace
 
 
 def query_index(workspace: Workspace) -> RunIndex:

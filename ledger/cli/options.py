@@ -38,6 +38,7 @@ class CliState:
     workspace_name: str | None = None
     output: str | None = None
     query: str | None = None
+    verbose: bool | None = None
 
     @property
     def output_format(self) -> str:
@@ -63,7 +64,10 @@ def _shared(*decls: str, help: str, **kwargs: Any) -> Callable[[F], F]:
 
 
 def workspace_options(f: F) -> F:
-    """Add ``--store`` and ``-w/--workspace-name``."""
+    """Add ``--store``, ``-w/--workspace-name`` and ``--verbose``."""
+    f = _shared("--verbose", "verbose", is_flag=True, flag_value=True,
+                help="Name the configuration file used (found here or in a parent folder) on "
+                     "standard error.")(f)
     f = _shared("--workspace-name", "-w", "workspace_name", metavar="NAME",
                 help=WORKSPACE_HELP)(f)
     return _shared("--store", "store", metavar="URL", help=STORE_HELP)(f)

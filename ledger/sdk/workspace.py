@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from ledger.config import load_config
@@ -43,6 +44,7 @@ class Workspace:
                  workspace_name: str | None = None, *, store: str | StoreConfig | None = None,
                  name: str | None = None, **kwargs: Any) -> None:
         config: StoreConfig
+        self._config_file: Path | None = None
         if isinstance(store, StoreConfig):
             config, default_name = store, "default"
         elif store is not None:
@@ -51,6 +53,7 @@ class Workspace:
         else:
             loaded = load_config()
             config, default_name = loaded.store, loaded.name
+            self._config_file = loaded.source
         self._name = workspace_name or name or default_name
         self._store = config
         self._session: LedgerSession = open_session(config)
@@ -70,7 +73,9 @@ class Workspace:
             StoreError: the store cannot be opened.
         """
         loaded = load_config(path)
-        return cls(workspace_name=loaded.name, store=loaded.store)
+        workspace = cls(workspace_name=loaded.name, store=loaded.store)
+        workspace._config_file = loaded.source
+        return workspace
 
     @classmethod
     def get(cls, name: str, **kwargs: Any) -> Workspace:
@@ -98,5 +103,12 @@ class Workspace:
         """Append everything buffered in this process for this ledger; returns when durable."""
         self._session.flush_all()
 
+    @property
+    def config_file(self) -> Path | None:
+        """The configuration file the workspace was found from (``None``: none was used)."""
+        return self._config_file
+
     def __repr__(self) -> str:
-        return f"Workspace.create(name='{self._name}', store='{self._store.display_url}')"
+        config = f", config='{self._config_file}'" if self._config_file is not None else ""
+        return (f"Workspace.create(name='{self._name}', store='{self._store.display_url}'"
+                f"{config})")
