@@ -607,8 +607,9 @@ class RunFilesMixin:
 
     def get_all_logs(self, destination: str | os.PathLike[str] | None = None) -> (
             builtins.list[str]):
-        """Download every log of the run into ``destination`` (default: ``./logs``-free
-        working directory); returns the paths written.
+        """Download every log of the run (``azureml-logs/...``, ``logs/...``, growing ones
+        included) into ``destination`` (default: the working directory), keeping their names
+        as paths; returns the paths written.
 
         Raises:
             FileDamagedError: a log's content is missing or damaged.
