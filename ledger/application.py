@@ -36,7 +36,9 @@ from ledger.domain.ids import experiment_stream_id, metric_stream_id, run_stream
 from ledger.domain.metrics import MetricsLogged
 from ledger.domain.run import RunAggregate
 from ledger.domain.values import Actor
+from ledger.persistence.blobs import BlobStore, FsspecBlobStore, SQLBlobStore
 from ledger.persistence.errors import store_errors
+from ledger.persistence.heartbeats import HeartbeatStore
 from ledger.persistence.retry import RETRY, is_transient
 from ledger.persistence.store import POSTGRES_INSTALL_HINT, StoreConfig
 from ledger.persistence.transcoder import MsgpackTranscoder
@@ -104,6 +106,48 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
                 from failure
         self._metric_versions: dict[str, int] = {}
         self._metric_lock = threading.Lock()
+
+    @property
+    def blobs(self) -> BlobStore:
+        """The ledger's file content store: its own database (tables created on first use), or
+        the folder / object store of the store URL's ``files=`` option.
+
+        Raises:
+            StoreError: the tables cannot be created.
+        """
+        blobs: BlobStore | None = self.__dict__.get("_blobs")
+        if blobs is None:
+            with self._metric_lock:
+                blobs = self.__dict__.get("_blobs")
+                if blobs is None:
+                    factory: Any = self.factory
+                    if self.store.files:
+                        blobs = FsspecBlobStore(self.store.files)
+                    else:
+                        blobs = SQLBlobStore(factory.datastore, self.store.kind,
+                                             ddl_lock=getattr(factory, "ddl_lock", None),
+                                             what=self.store.display_url)
+                    self.__dict__["_blobs"] = blobs
+        return blobs
+
+    @property
+    def heartbeats(self) -> HeartbeatStore:
+        """The supervisors' heartbeat table (created on first use).
+
+        Raises:
+            StoreError: the table cannot be created.
+        """
+        beats: HeartbeatStore | None = self.__dict__.get("_heartbeats")
+        if beats is None:
+            with self._metric_lock:
+                beats = self.__dict__.get("_heartbeats")
+                if beats is None:
+                    factory: Any = self.factory
+                    beats = HeartbeatStore(factory.datastore, self.store.kind,
+                                           ddl_lock=getattr(factory, "ddl_lock", None),
+                                           what=self.store.display_url)
+                    self.__dict__["_heartbeats"] = beats
+        return beats
 
     def construct_transcoder(self) -> Transcoder:
         """Events are stored as msgpack (see ``ledger.persistence.transcoder``)."""

@@ -12,6 +12,14 @@ An export is a file of consecutive msgpack objects:
 3. a trailer map: ``{"end": true, "events": <count>, "last_position": ...}``, which tells a
    complete file from a truncated one.
 
+Version 2 adds the run files' contents (``ledger.persistence.blobs``), between the header and the
+first event: per stored content, the chunks not yet written (``{"chunk": <hex sha256>, "data":
+<bytes>}``) then its manifest (``{"blob": <hex sha256>, "size": <bytes>, "chunks": <the 32-byte
+chunk digests>}``); the trailer then also counts ``"blobs"``. Contents come before the events, so
+an import killed midway leaves at most contents nothing refers to, and every event it appended
+finds its files. Importing checks every chunk against its digest and skips what the target holds.
+Version 1 files (no contents) import as before.
+
 Both directions stream: memory stays bounded by one page of events (``PAGE_SIZE``), whatever the
 size of the ledger. Importing appends the events into another store (SQLite, PostgreSQL or an
 in-memory ledger) in their log order, in batches of ``BATCH_SIZE`` per transaction, and skips
@@ -46,7 +54,7 @@ import attrs
 import msgpack
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
-from ledger.domain.errors import LedgerError, StoreError
+from ledger.domain.errors import BlobError, LedgerError, StoreError
 from ledger.persistence.errors import store_errors
 from ledger.persistence.retry import RETRY
 
@@ -54,7 +62,7 @@ if TYPE_CHECKING:
     from ledger.application import LedgerApplication
 
 FORMAT = "runledger-export"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PAGE_SIZE = 1000
 BATCH_SIZE = 500
 
@@ -80,6 +88,7 @@ class ExportSummary:
     events: int
     last_position: int
     source: str
+    blobs: int = 0
 
 
 @attrs.frozen
@@ -102,6 +111,7 @@ class ImportSummary:
     conflicts: int
     conflicting_streams: tuple[str, ...]
     source: str
+    blobs_added: int = 0
 
 
 def _pack_id(originator_id: UUID | str) -> bytes | str:
@@ -160,6 +170,7 @@ def export_ledger(app: LedgerApplication, file: FileArg,
     }))
     if progress is not None:
         progress(0, last)
+    blob_count = _export_blobs(app, file, packer)
     count = 0
     position = 0
     while position < last:
@@ -175,10 +186,30 @@ def export_ledger(app: LedgerApplication, file: FileArg,
         position = page[-1].id
         if progress is not None:
             progress(position, last)
-    file.write(packer.pack({"end": True, "events": count, "last_position": last}))
+    file.write(packer.pack({"end": True, "events": count, "last_position": last,
+                            "blobs": blob_count}))
     if progress is not None and position < last:
         progress(last, last)
-    return ExportSummary(events=count, last_position=last, source=source)
+    return ExportSummary(events=count, last_position=last, source=source, blobs=blob_count)
+
+
+def _export_blobs(app: LedgerApplication, file: IO[bytes], packer: msgpack.Packer) -> int:
+    """Write every stored file content (chunks first, each once, then its manifest)."""
+    blobs = app.blobs
+    written: set[str] = set()
+    count = 0
+    try:
+        for info in blobs.iter_manifests():
+            for digest in info.chunks:
+                if digest not in written:
+                    file.write(packer.pack({"chunk": digest, "data": blobs.chunk(digest)}))
+                    written.add(digest)
+            file.write(packer.pack({"blob": info.sha256, "size": info.size,
+                                    "chunks": b"".join(bytes.fromhex(c) for c in info.chunks)}))
+            count += 1
+    except BlobError as error:
+        raise StoreError(f"Exporting {app.store.display_url}: {error}") from error
+    return count
 
 
 # ---------------------------------------------------------------------- import
@@ -299,9 +330,13 @@ def import_ledger(app: LedgerApplication, file: FileArg, progress: Progress | No
         if progress is not None:
             progress(position, last)
 
+    blobs_added = 0
     try:
         for item in unpacker:
             if isinstance(item, dict):
+                if "chunk" in item or "blob" in item:
+                    blobs_added += _import_blob_record(app, item, position)
+                    continue
                 trailer = item
                 break
             try:
@@ -333,4 +368,24 @@ def import_ledger(app: LedgerApplication, file: FileArg, progress: Progress | No
         events=read, added=importer.added, skipped=importer.skipped,
         conflicts=importer.conflicts,
         conflicting_streams=tuple(sorted(str(s) for s in importer.diverged))[:100],
-        source=str(header.get("source", "")))
+        source=str(header.get("source", "")), blobs_added=blobs_added)
+
+
+def _import_blob_record(app: LedgerApplication, item: dict[str, Any], position: int) -> int:
+    """Store one chunk or manifest of an export (idempotent); 1 for a new content."""
+    from ledger.persistence.blobs import DIGEST_SIZE, BlobInfo
+
+    try:
+        if "chunk" in item:
+            app.blobs.import_chunk(str(item["chunk"]), bytes(item["data"]))
+            return 0
+        raw = bytes(item["chunks"])
+        chunks = tuple(raw[i:i + DIGEST_SIZE].hex() for i in range(0, len(raw), DIGEST_SIZE))
+        info = BlobInfo(sha256=str(item["blob"]), size=int(item["size"]), chunks=chunks)
+        return 1 if app.blobs.import_manifest(info) else 0
+    except (KeyError, TypeError, ValueError) as error:
+        raise TransferError(f"Damaged file record after position {position}: {error}") \
+            from error
+    except BlobError as error:
+        raise TransferError(f"Damaged file record after position {position}: {error}") \
+            from error

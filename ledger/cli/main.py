@@ -50,6 +50,12 @@ ROOT_COMMANDS: dict[str, LazyEntry] = {
 RUN_COMMANDS: dict[str, LazyEntry] = {
     "cancel": ("ledger.cli.run_actions:cancel_run",
                "Cancel a run (a submitted script's process is stopped)."),
+    "download": ("ledger.cli.files:download",
+                 "Download a run's files into a folder (each checked against its sha256)."),
+    "download-logs": ("ledger.cli.files:download_logs",
+                      "Download a run's log files (azureml-logs/..., logs/...) into a folder."),
+    "files": ("ledger.cli.files:list_files",
+              "List a run's files: name, size, sha256, when and by whom each was uploaded."),
     "history": ("ledger.cli.runs:run_history",
                 "Show a run's audit trail: every recorded change, oldest first, with who made "
                 "it."),

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-from typing import Any
-
 import click
 
 from ledger.cli import access
 from ledger.cli.options import common_options, experiment_option, run_option, workspace_options
 from ledger.cli.runs import show_result
 from ledger.domain.errors import RunFailedError
-from ledger.domain.names import PROP_LOG_FILE, PROP_RUNCONFIG
+from ledger.domain.names import PROP_RUNCONFIG
 from ledger.domain.status import RunStatus
-from ledger.sdk.details import log_files as named_log_files
 from ledger.sdk.experiment import Experiment
 from ledger.sdk.run import Run
-from ledger.sdk.waiting import LogFollower
 
 POLL_SECONDS = 0.25
 
@@ -65,34 +59,18 @@ def submit_script(experiment_name: str, runconfig: str | None, source_directory:
         raise RunFailedError(run.id, details.get("error", {}))
 
 
-def log_files(details: dict[str, Any]) -> dict[str, Path]:
-    """The run's log files by name: its ``logFiles``, else the driver log a submitted script
-    records as a property."""
-    files: dict[str, Any] = dict(details.get("logFiles") or {})
-    if not files:
-        recorded = details.get("properties") or {}
-        files = named_log_files({PROP_LOG_FILE: recorded.get(PROP_LOG_FILE)})
-    return {name: Path(str(where).removeprefix("file://")) for name, where in sorted(
-        files.items())}
+def stream_logs(run: Run, follow: bool) -> None:
+    """Print the run's logs (read through the store: ``Run.follow_logs``); with ``follow``,
+    keep printing what is appended until the run ends."""
+    current: list[str] = []
 
+    def write(name: str, text: str) -> None:
+        if current != [name]:
+            click.echo(f"\n==> {name} <==")
+            current[:] = [name]
+        click.echo(text, nl=False)
 
-def stream_logs(run: Run, files: dict[str, Path], follow: bool) -> None:
-    """Print the log files; with ``follow``, keep printing what is appended until the run ends."""
-    followers = {name: LogFollower(path) for name, path in files.items()}
-    current: str | None = None
-    while True:
-        ended = RunStatus(run.get_status()).is_terminal  # before reading: nothing is missed
-        for name, follower in followers.items():
-            text = follower.read_new()
-            if not text:
-                continue
-            if len(followers) > 1 and name != current:
-                click.echo(f"\n==> {name} <==")
-            current = name
-            click.echo(text, nl=False)
-        if ended or not follow:
-            return
-        time.sleep(POLL_SECONDS)
+    run.follow_logs(write, follow=follow, poll=POLL_SECONDS)
 
 
 @click.command("monitor-logs")
@@ -105,8 +83,14 @@ def stream_logs(run: Run, files: dict[str, Path], follow: bool) -> None:
 def monitor_logs(run_id: str, experiment_name: str | None, follow: bool) -> None:
     """Print a run's log files, following them until the run ends."""
     run = access.get_run(access.open_workspace(), run_id, experiment_name)
-    files = log_files(run.get_details())
-    if not files:
-        click.echo(f"Run {run_id} has no log files.")
-        return
-    stream_logs(run, files, follow)
+    logs = run.get_details().get("logFiles") or {}
+    if not any(str(where).startswith("runledger://") for where in logs.values()):
+        # Runs of an older runledger recorded host paths: shown, never opened.
+        for name, where in sorted(logs.items()):
+            click.echo(f"{name}: {where} (a host path recorded by an older runledger; "
+                       "not read)")
+        if not logs:
+            click.echo(f"Run {run_id} has no log files.")
+        if not follow or RunStatus(run.get_status()).is_terminal:
+            return
+    stream_logs(run, follow)

@@ -94,3 +94,37 @@ class RunFailedError(LedgerError):
         self.run_id = run_id
         self.error = error
         super().__init__(f"Run {run_id!r} failed:\n{json.dumps({'error': error}, indent=4)}")
+
+
+class RunFileNotFoundError(LedgerError, LookupError):
+    """A run has no file of that name (``download_file``, ``run download``)."""
+
+    def __init__(self, run_id: str, name: str) -> None:
+        self.run_id = run_id
+        self.name = name
+        super().__init__(f"Run {run_id!r} has no file named {name!r}")
+
+
+class FileExistsInRunError(ValidationError):
+    """A file of that name was already uploaded to the run (names are write-once, as in the
+    seed SDK)."""
+
+    def __init__(self, run_id: str, name: str) -> None:
+        self.run_id = run_id
+        self.name = name
+        super().__init__(f"Run {run_id!r} already has a file named {name!r}; "
+                         "file names are write-once: upload under another name")
+
+
+class BlobError(LedgerError):
+    """Stored file content is missing or does not match its SHA-256 (the store is damaged)."""
+
+
+class FileDamagedError(BlobError):
+    """A file of a run cannot be read back intact: its content is missing from the store or
+    does not hash to the SHA-256 its upload recorded. Nothing was written to the target."""
+
+    def __init__(self, run_id: str, name: str, detail: str) -> None:
+        self.run_id = run_id
+        self.name = name
+        super().__init__(f"File {name!r} of run {run_id!r} is damaged: {detail}")

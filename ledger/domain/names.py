@@ -17,11 +17,15 @@ BATCH_CHILD_NUMBER_TAG = "azureml.batch_child_number"  # create_children(count=N
 # ---------------------------------------------------------------------------------- properties
 # Recorded on a script run (properties are immutable: each is set once).
 PROP_SCRIPT = "runledger.script"
-PROP_LOG_FILE = "runledger.log_file"
-PROP_CONTROL_LOG_FILE = "runledger.control_log_file"
+PROP_LOG_FILE = "runledger.log_file"  # recorded by older versions only: never opened
+PROP_CONTROL_LOG_FILE = "runledger.control_log_file"  # likewise
 PROP_SUPERVISOR_PID = "runledger.supervisor_pid"
 PROP_SUPERVISOR_HOST = "runledger.supervisor_host"
 PROP_SCRIPT_PID = "runledger.script_pid"
+# When the supervisor and the script started (Unix seconds, psutil's create_time): a pid is only
+# signalled while it still names the process that started then.
+PROP_SUPERVISOR_STARTED = "runledger.supervisor_started"
+PROP_SCRIPT_STARTED = "runledger.script_started"
 PROP_RUNCONFIG = "runledger.runconfig"  # `runledger run submit-script` records the runconfig
 
 # The names the seed SDK gives a script run's logs in get_details()["logFiles"], by property.

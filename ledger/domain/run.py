@@ -7,6 +7,7 @@ explicit ``TOPIC`` (stable across renames and moves) and may grow ``class_versio
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -15,6 +16,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.utils import register_topic
 
 from ledger.domain.errors import (
+    FileExistsInRunError,
     InvalidTransitionError,
     PropertyImmutableError,
     RunFinishedError,
@@ -81,6 +83,7 @@ class RunAggregate(Aggregate):
             run.tags = {}
             run.error = None
             run.created_by = dict(self.actor)
+            run.files = {}
 
     class StatusChanged(Event):
         """The run moved to a non-terminal status (Running, Queued, Finalizing...)."""
@@ -184,6 +187,24 @@ class RunAggregate(Aggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.description = self.description
 
+    class FileUploaded(Event):
+        """A file was added to the run: its content (stored before this event, by SHA-256)
+        becomes visible under ``name`` with this event."""
+
+        TOPIC = "runledger:Run.FileUploaded"
+        name: str
+        size: int
+        sha256: str
+        media_type: str
+
+        def apply(self, aggregate: Any) -> None:
+            files = getattr(aggregate, "files", None)
+            if files is None:
+                files = aggregate.files = {}
+            files[self.name] = {"size": self.size, "sha256": self.sha256,
+                                "media_type": self.media_type, "uploaded_at": self.timestamp,
+                                "uploaded_by": dict(self.actor)}
+
     if TYPE_CHECKING:  # Declared for type checkers only: a class annotation would make
         # eventsourcing turn the aggregate into a dataclass. Created.apply sets them.
         run_id: str
@@ -204,6 +225,7 @@ class RunAggregate(Aggregate):
         tags: dict[str, str | None]
         error: dict[str, str] | None
         created_by: dict[str, Any]
+        files: dict[str, dict[str, Any]]
 
     # ------------------------------------------------------------------ creation
     @classmethod
@@ -413,6 +435,34 @@ class RunAggregate(Aggregate):
             self.trigger_event(self.DescriptionChanged, description=description,
                                actor=actor.as_dict())
 
+    # ------------------------------------------------------------------ files
+    def add_files(self, files: Sequence[tuple[str, int, str, str]], actor: Actor) -> None:
+        """Record uploaded files, all or none. Allowed on ended runs too (a script's outputs
+        are uploaded as it ends).
+
+        Args:
+            files: ``(name, size, sha256, media type)`` per file; names already checked by
+                ``ledger.domain.files.check_file_name``, content already stored.
+
+        Raises:
+            FileExistsInRunError: a name the run already has, or given twice (nothing of the
+                call is recorded).
+            ValidationError: a bad size or digest.
+        """
+        seen: set[str] = set()
+        for name, size, sha256, _media in files:
+            if name in self.files or name in seen:
+                raise FileExistsInRunError(self.run_id, name)
+            seen.add(name)
+            if not isinstance(size, int) or size < 0:
+                raise ValidationError(f"file {name!r} of run {self.run_id!r}: bad size {size!r}")
+            if not (isinstance(sha256, str) and len(sha256) == 64):
+                raise ValidationError(
+                    f"file {name!r} of run {self.run_id!r}: bad sha256 {sha256!r}")
+        for name, size, sha256, media in files:
+            self.trigger_event(self.FileUploaded, name=name, size=size, sha256=sha256,
+                               media_type=media, actor=actor.as_dict())
+
 
 RUN_EVENT_CLASSES: tuple[type[RunAggregate.Event], ...] = (
     RunAggregate.Created,
@@ -426,6 +476,7 @@ RUN_EVENT_CLASSES: tuple[type[RunAggregate.Event], ...] = (
     RunAggregate.TagsRemoved,
     RunAggregate.DisplayNameChanged,
     RunAggregate.DescriptionChanged,
+    RunAggregate.FileUploaded,
 )
 
 register_topic(RunAggregate.TOPIC, RunAggregate)

@@ -10,6 +10,10 @@ Store URLs:
 - ``postgresql://user[:password]@host[:port]/dbname[?schema=NAME]`` -- a PostgreSQL database shared
   by many processes or hosts (needs the ``postgres`` extra).
 
+Every store takes ``files=FOLDER_OR_URL`` (URL-encoded): run file contents then go to that folder
+or object store through fsspec (the ``files`` extra) instead of the database; the events naming
+the files stay in the database.
+
 The URL is taken, in this order, from: the ``store=`` argument, the ``RUNLEDGER_STORE`` environment
 variable, a configuration file, else the embedded default (resolved by ``ledger.config``; this
 module reads no environment).
@@ -20,6 +24,7 @@ from __future__ import annotations
 import importlib.util
 import uuid
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import attrs
@@ -39,12 +44,15 @@ class StoreConfig:
         kind: ``"sqlite"``, ``"memory"`` or ``"postgresql"``.
         env: the eventsourcing environment (``PERSISTENCE_MODULE``, ``SQLITE_DBNAME``...).
         path: the SQLite file, for ``sqlite``.
+        files: where run file contents go when not in the database (the ``files=`` option: a
+            folder or an fsspec URL such as ``s3://bucket/prefix``; the ``files`` extra).
     """
 
     url: str
     kind: str
     env: dict[str, str]
     path: Path | None = None
+    files: str | None = None
 
     @property
     def display_url(self) -> str:
@@ -87,6 +95,15 @@ def parse_store_url(url: str, relative_to: Path | None = None,
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    files = options.pop("files", None) or None
+    if files is not None and "://" not in files and not Path(files).is_absolute():
+        files = str((relative_to or Path.cwd()) / files)
+    config = _parse(url, parts, scheme, options, relative_to, synchronous)
+    return attrs.evolve(config, files=files) if files else config
+
+
+def _parse(url: str, parts: Any, scheme: str, options: dict[str, str],
+           relative_to: Path | None, synchronous: str | None) -> StoreConfig:
     if scheme == "memory":
         name = f"file:runledger-{uuid.uuid4().hex}?mode=memory&cache=shared"
         return StoreConfig(url=url, kind="memory", env={

@@ -14,8 +14,6 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from ledger.domain.names import LOG_FILE_NAMES
-
 if TYPE_CHECKING:
     from ledger.domain.run import RunAggregate
     from projections.read_models import RunRow
@@ -30,23 +28,26 @@ def iso_utc(moment: datetime | None) -> str | None:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def log_files(properties: Mapping[str, str | None]) -> dict[str, str]:
-    """The run's log files by the seed SDK's names, from the properties a script run records."""
-    return {name: str(properties[key]) for key, name in LOG_FILE_NAMES if properties.get(key)}
-
-
 def _compact(details: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in details.items() if v is not None}
 
 
-def details_from_aggregate(agg: RunAggregate) -> dict[str, Any]:
-    """Return ``Run.get_details()`` of a run's aggregate (see the module docstring)."""
+def details_from_aggregate(agg: RunAggregate, *, status: str | None = None,
+                           log_files: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Return ``Run.get_details()`` of a run's aggregate (see the module docstring).
+
+    Args:
+        agg: the run's aggregate.
+        status: the status as observed (a script run whose supervisor stopped answering is
+            NotResponding: ``ledger.sdk.liveness``); default the recorded one.
+        log_files: the run's log files by name (``RunFilesMixin._log_file_locations``).
+    """
     return _compact({
         "runId": agg.run_id,
         "experimentName": agg.experiment_name,
         "runType": agg.run_type,
         "target": agg.target,
-        "status": agg.status.value,
+        "status": status or agg.status.value,
         "parentRunId": agg.parent_run_id,
         "displayName": agg.display_name,
         "description": agg.description,
@@ -57,7 +58,7 @@ def details_from_aggregate(agg: RunAggregate) -> dict[str, Any]:
         "tags": dict(agg.tags),
         "inputDatasets": [],
         "outputDatasets": [],
-        "logFiles": log_files(agg.properties),
+        "logFiles": dict(log_files or {}),
         "submittedBy": agg.created_by.get("user"),
         "error": dict(agg.error) if agg.error else None,
     })

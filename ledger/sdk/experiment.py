@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -74,11 +75,26 @@ class Experiment:
         Use it as a context manager: leaving the block completes it (fails it on an exception,
         cancels it on Ctrl-C).
 
+        ``snapshot_directory=PATH`` snapshots that folder as the run's source (see
+        ``ledger.sdk.snapshots``); ``./outputs`` is uploaded when the run completes (see
+        ``ledger.sdk.files``).
+
         Raises:
-            ValidationError: a bad display name, description or run id.
+            ValidationError: a bad display name, description or run id, or a snapshot folder
+                that is missing or past the snapshot limit (no run is created then).
         """
-        return Run._create(self, run_id=run_id, display_name=display_name,
-                           description=description, tags=tags)
+        snapshot_directory = kwargs.pop("snapshot_directory", None)
+        snapshot: dict[str, str] = {}
+        if snapshot_directory is not None:
+            from ledger.sdk.snapshots import take_snapshot
+
+            snapshot = take_snapshot(self.workspace._session.app, snapshot_directory)
+        run = Run._create(self, run_id=run_id, display_name=display_name,
+                          description=description, tags=tags)
+        if snapshot:
+            run.add_properties(snapshot)
+        run._outputs_folder = Path.cwd() / "outputs"  # uploaded on complete() (sdk/files.py)
+        return run
 
     def submit(self, config: Any, tags: Mapping[str, Any] | None = None, **kwargs: Any) -> Run:
         """Submit a script (a ``ScriptRunConfig``) as a run; returns at once with the run (a

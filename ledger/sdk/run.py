@@ -16,6 +16,7 @@ import builtins
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ledger.domain.errors import (
@@ -39,7 +40,9 @@ from ledger.domain.values import (
 )
 from ledger.sdk.children import ChildrenMixin
 from ledger.sdk.details import details_from_aggregate, iso_utc
+from ledger.sdk.files import RunFilesMixin
 from ledger.sdk.history import HistoryEntry, HistoryMixin
+from ledger.sdk.liveness import observed_status
 from ledger.sdk.metrics import MetricBuffer
 from ledger.sdk.run_metrics import MetricsMixin
 from ledger.sdk.waiting import WaitingMixin
@@ -63,7 +66,7 @@ class _Unset:
 UNSET = _Unset()
 
 
-class Run(MetricsMixin, ChildrenMixin, HistoryMixin, WaitingMixin):
+class Run(RunFilesMixin, MetricsMixin, ChildrenMixin, HistoryMixin, WaitingMixin):
     """A run of an experiment: it logs metrics, carries properties and tags, has children.
 
     ``Run(experiment, run_id)`` loads an existing run; new runs come from
@@ -100,6 +103,7 @@ class Run(MetricsMixin, ChildrenMixin, HistoryMixin, WaitingMixin):
         self._published = published
         self._lock = threading.RLock()
         self._metrics = MetricBuffer(self._run_id)
+        self._outputs_folder: Path | None = None  # start_logging(): uploaded on complete()
 
     # The run class of each run type (``register_type``); ``Run`` for any other type.
     _types: ClassVar[dict[str, builtins.type[Run]]] = {}
@@ -373,6 +377,8 @@ class Run(MetricsMixin, ChildrenMixin, HistoryMixin, WaitingMixin):
         Raises:
             InvalidTransitionError: the run has ended or is being canceled.
         """
+        if self._outputs_folder is not None:
+            self._upload_outputs(self._outputs_folder)
         self._end(lambda agg, actor: agg.complete(actor))
 
     def fail(self, error_details: str | BaseException | None = None,
@@ -522,13 +528,15 @@ class Run(MetricsMixin, ChildrenMixin, HistoryMixin, WaitingMixin):
     # ------------------------------------------------------------------ status and details
     def get_status(self) -> str:
         """Return the run's current status, as other processes may have changed it."""
-        return self._refreshed().status.value
+        return observed_status(self, self._refreshed()).value
 
     def get_details(self) -> dict[str, Any]:
         """Return the run's details, as the seed SDK shapes them (keys whose value is ``None``
         are left out; times are ISO-8601 UTC strings ending in ``Z``; see ``ledger.sdk.details``).
         """
-        return details_from_aggregate(self._refreshed())
+        agg = self._refreshed()
+        return details_from_aggregate(agg, status=observed_status(self, agg).value,
+                                      log_files=self._log_file_locations(agg))
 
     # ------------------------------------------------------------------ context manager
     def __enter__(self) -> Run:

@@ -8,9 +8,14 @@ marks the run Running, stops the script when the run is canceled or ended by som
 marks it Completed or Failed when the script exits -- even if the submitting process has exited.
 
 Inside the script, ``Run.get_context()`` returns the submitted run; the script should not end it
-(its supervisor does). The script's output goes to ``logs/<run id>/70_driver_log.txt`` next to an
-SQLite store (under ``./.runledger/`` of the submitting process for other stores); the path is
-recorded as the run's property ``runledger.log_file``.
+(its supervisor does). The script's output is captured into the run's log file
+``azureml-logs/70_driver_log.txt``, a file of the run stored in the ledger (``ledger.sdk.files``):
+``run.get_file_names()``, ``wait_for_completion(show_output=True)`` and ``runledger run
+monitor-logs`` read it through the store, from any host. The supervisor's own stdout also goes to
+``logs/<run id>/60_control_log.txt`` next to an SQLite store (under ``./.runledger/`` of the
+submitting process for other stores), for debugging a supervisor that cannot reach the store; that
+path is not recorded in the ledger (a runledger before 0.2 recorded host paths as the properties
+``runledger.log_file`` / ``runledger.control_log_file``: they are shown as text, never opened).
 
 Scripts need a store other processes can open: a ``memory://`` store cannot run scripts.
 """
@@ -31,25 +36,25 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ledger.domain.errors import InvalidTransitionError, ValidationError
 from ledger.domain.ids import new_script_run_id
 from ledger.domain.names import (
     CONTROL_LOG_NAME,
-    DRIVER_LOG_NAME,
-    PROP_CONTROL_LOG_FILE,
-    PROP_LOG_FILE,
     PROP_SCRIPT,
     PROP_SCRIPT_PID,
+    PROP_SCRIPT_STARTED,
     PROP_SUPERVISOR_HOST,
     PROP_SUPERVISOR_PID,
+    PROP_SUPERVISOR_STARTED,
     RUN_ID_ENV,
     SCRIPT_RUN_TYPE,
     SUPERVISED_RUN_ENV,
 )
 from ledger.domain.status import RunStatus
 from ledger.persistence.store import StoreConfig
+from ledger.sdk.processes import same_process, start_time, stop_tree
 from ledger.sdk.run import Run
 
 if TYPE_CHECKING:
@@ -207,11 +212,17 @@ def pid_alive(pid: int, env_name: str | None = None, env_value: str | None = Non
         stat = (proc / "stat").read_text()
         if stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X"):
             return False
-        if env_name is None:
-            return True
-        entries = (proc / "environ").read_bytes().split(b"\0")
     except (OSError, IndexError):
-        return False
+        return False  # gone between the two looks
+    if env_name is None:
+        return True
+    try:
+        entries = (proc / "environ").read_bytes().split(b"\0")
+    except OSError:
+        # Unreadable while a process is exiting (its memory is being torn down): it is still
+        # there, and whose it is cannot be told; callers with a recorded start time use
+        # ledger.sdk.processes instead.
+        return True
     return f"{env_name}={env_value}".encode() in entries
 
 
@@ -290,10 +301,16 @@ def running_supervisors() -> dict[str, int]:
 
 def _portable_store_url(store: StoreConfig) -> str:
     """The store's URL as any process in any folder opens it (SQLite paths made absolute)."""
+    url = store.url
     if store.kind == "sqlite" and store.path is not None:
         query = urlsplit(store.url).query
-        return f"sqlite:///{store.path}" + (f"?{query}" if query else "")
-    return store.url
+        url = f"sqlite:///{store.path}" + (f"?{query}" if query else "")
+    if store.files:  # a relative files= folder, made absolute as the store parsed it
+        base, _, query = url.partition("?")
+        options = [(k, v) for k, v in parse_qsl(query) if k != "files"]
+        options.append(("files", store.files))
+        url = f"{base}?{urlencode(options)}"
+    return url
 
 
 def _log_directory(store: StoreConfig, run_id: str) -> Path:
@@ -342,15 +359,17 @@ def submit_script(experiment: Experiment, config: Any, tags: Any = None,
     if config.script is not None and not (source / config.script).is_file():
         raise ValidationError(
             f"Script {config.script!r} not found in source_directory {str(source)!r}")
+    from ledger.sdk.snapshots import take_snapshot
+
+    # Before the run exists: a source past the snapshot limit refuses the submit, writing nothing.
+    snapshot = take_snapshot(workspace._session.app, source)
     run_id = new_script_run_id(experiment.name)
     log_dir = _log_directory(store, run_id)
     log_dir.mkdir(parents=True, exist_ok=True)
-    driver_log = log_dir / DRIVER_LOG_NAME
     control_log = log_dir / CONTROL_LOG_NAME
     run = Run._create(experiment, run_id=run_id, run_type=SCRIPT_RUN_TYPE, target=config.target,
                       tags=tags, parent=parent, start=False, status=RunStatus.STARTING)
-    run.add_properties({PROP_SCRIPT: config._label(), PROP_LOG_FILE: str(driver_log),
-                        PROP_CONTROL_LOG_FILE: str(control_log)})
+    run.add_properties({PROP_SCRIPT: config._label(), **snapshot})
     run.flush()  # the supervisor must find the run
     spec = {
         "run_id": run_id,
@@ -360,7 +379,6 @@ def submit_script(experiment: Experiment, config: Any, tags: Any = None,
         "argv": config._argv(),
         "cwd": str(source),
         "script": config._label(),
-        "log_file": str(driver_log),
         "max_run_duration_seconds": config.max_run_duration_seconds,
     }
     env = child_environment(os.environ, {SUPERVISED_RUN_ENV: run_id})
@@ -410,7 +428,17 @@ def _supervisor_alive(run: Run) -> bool | None:
     pid, host = properties.get(PROP_SUPERVISOR_PID), properties.get(PROP_SUPERVISOR_HOST)
     if pid is None or host != _hostname() or not pid.isdigit():
         return None
-    return pid_alive(int(pid), SUPERVISED_RUN_ENV, run.id)
+    started = _recorded_time(properties.get(PROP_SUPERVISOR_STARTED))
+    if started is None:  # recorded by an older runledger: the environment tells it apart
+        return pid_alive(int(pid), SUPERVISED_RUN_ENV, run.id)
+    return same_process(int(pid), started) is not None
+
+
+def _recorded_time(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
 
 
 def _hostname() -> str:
@@ -418,14 +446,20 @@ def _hostname() -> str:
 
 
 def _stop_orphaned_script(run: Run) -> None:
-    """Stop the script of a run whose supervisor is gone, if it runs on this host."""
+    """Stop the script tree of a run whose supervisor is gone, if it runs on this host; return
+    once nothing of it runs (a pid that now names another process is never signalled)."""
     properties = run.get_properties()
     pid, host = properties.get(PROP_SCRIPT_PID), properties.get(PROP_SUPERVISOR_HOST)
     if pid is None or host != _hostname() or not pid.isdigit():
         return
     script_pid = int(pid)
-    if pid_alive(script_pid, RUN_ID_ENV, run.id):
-        stop_process_group(script_pid, lambda: not pid_alive(script_pid, RUN_ID_ENV, run.id))
+    started = _recorded_time(properties.get(PROP_SCRIPT_STARTED))
+    if started is None:
+        # Recorded by an older runledger: only a process started with the run's id is ours.
+        if not pid_alive(script_pid, RUN_ID_ENV, run.id):
+            return
+        started = start_time(script_pid)
+    stop_tree(script_pid, started, grace=KILL_GRACE)
 
 
 def cancel_script_run(run: Run, timeout: float = CANCEL_TIMEOUT) -> None:

@@ -6,18 +6,32 @@ The supervisor:
 
 1. starts the script as its own child, in a new process group, in the source directory, with
    ``RUNLEDGER_RUN_ID``, ``RUNLEDGER_STORE``, ``RUNLEDGER_EXPERIMENT`` and ``RUNLEDGER_WORKSPACE``
-   set (so ``Run.get_context()`` finds the run), its stdout and stderr appended to the driver log;
+   set (so ``Run.get_context()`` finds the run), its stdout and stderr captured into the run's
+   log file ``azureml-logs/70_driver_log.txt`` *as a file of the run*: appended in parts every
+   ``LOG_FLUSH_INTERVAL`` seconds while the script runs (``ledger.sdk.files.LogAppender``), so
+   any process on any host can follow it through the store;
 2. records its own pid and host and the script's pid as properties, and marks the run Running;
-3. polls the run's status every ``POLL_INTERVAL`` seconds: on CancelRequested (or SIGTERM/SIGINT
+3. writes a heartbeat every ``HEARTBEAT_INTERVAL`` seconds, in a row outside the event log
+   (``ledger.persistence.heartbeats``): a reader that finds the Running run's heartbeat three
+   intervals old records the run NotResponding (``ledger.sdk.liveness``), and the supervisor, if
+   it was only paused, records it Running again;
+4. polls the run's status every ``POLL_INTERVAL`` seconds: on CancelRequested (or SIGTERM/SIGINT
    to the supervisor, or ``max_run_duration_seconds`` exceeded) it stops the script's whole process
-   group (SIGTERM, then SIGKILL after ``KILL_GRACE`` seconds) and marks the run Canceled; when the
+   tree (SIGTERM, then SIGKILL after ``KILL_GRACE`` seconds; ``ledger.sdk.processes``) and, once
+   nothing of it runs, marks the run Canceled; when the
    run was ended by another process (``run.fail()`` from the submitter, say) it stops the script
    and leaves the status as it is;
-4. when the script exits, marks the run Completed (exit code 0) or Failed (error code
+5. when the script exits, marks the run Completed (exit code 0) or Failed (error code
    ``ScriptExecution.ExitCode``, with the exit code and the last line of stderr), unless the run
    has ended already.
 
-Its own messages go to the control log (``60_control_log.txt``, next to the driver log).
+When the script has ended (completed, failed, canceled or stopped), each log is also recorded as
+a whole file of the run (``FileUploaded``, with its SHA-256) and the script's ``./outputs`` folder
+is uploaded under ``outputs/`` (up to ``ledger.sdk.files.OUTPUTS_LIMIT``), before the run's final
+status is recorded: a reader that sees the run ended finds its logs and outputs.
+
+Its own messages go to the run's control log (``azureml-logs/60_control_log.txt``) and to its
+stdout (a host file of the submitting side, for debugging only: never recorded in the ledger).
 """
 
 from __future__ import annotations
@@ -40,12 +54,15 @@ from typing import IO, Any
 import attrs
 
 from ledger.domain.errors import InvalidTransitionError, LedgerError, ValidationError
+from ledger.domain.files import CONTROL_LOG, DRIVER_LOG, media_type
 from ledger.domain.ids import run_stream_id
 from ledger.domain.names import (
     EXPERIMENT_ENV,
     PROP_SCRIPT_PID,
+    PROP_SCRIPT_STARTED,
     PROP_SUPERVISOR_HOST,
     PROP_SUPERVISOR_PID,
+    PROP_SUPERVISOR_STARTED,
     RUN_ID_ENV,
     STORE_ENV,
     SUPERVISED_RUN_ENV,
@@ -55,9 +72,12 @@ from ledger.domain.run import RunAggregate
 from ledger.domain.status import RunStatus, can_transition
 from ledger.domain.values import Actor
 from ledger.persistence.retry import RETRY
+from ledger.sdk.files import OUTPUTS_FOLDER, LogAppender
+from ledger.sdk.processes import start_time, stop_tree
 from ledger.sdk.run import Run
 from ledger.sdk.script import (
     EXIT_CODE_ERROR,
+    KILL_GRACE,
     START_FAILED_ERROR,
     child_environment,
     stop_process_group,
@@ -68,6 +88,11 @@ POLL_INTERVAL = 0.15  # seconds between two looks at the run's status
 # A supervisor outlasts a store that is down for a while: recording a script's end is retried
 # with the one policy, for longer than a write conflict is.
 STORE_RETRY = attrs.evolve(RETRY, deadline=120.0, attempts_max=1000)
+HEARTBEAT_INTERVAL = 5.0  # seconds between two heartbeats (RUNLEDGER_HEARTBEAT_INTERVAL)
+HEARTBEAT_ENV = "RUNLEDGER_HEARTBEAT_INTERVAL"
+LOG_FLUSH_INTERVAL = 0.5  # seconds between two appended log parts (when there is output)
+LOG_PART_SIZE = 1024 * 1024  # a part is appended at once when this much output waits
+LOG_BUFFER_LIMIT = 64 * 1024 * 1024  # output kept while the store fails; older is dropped
 
 _END_EVENTS = (RunAggregate.Completed, RunAggregate.Failed, RunAggregate.Canceled)
 _TRACEBACK_HEAD = "Traceback (most recent call last):"
@@ -79,8 +104,78 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+_control_sink: _LogSink | None = None
+
+
 def _say(message: str) -> None:
-    print(f"{_now()} supervisor[{os.getpid()}]: {message}", flush=True)
+    line = f"{_now()} supervisor[{os.getpid()}]: {message}"
+    print(line, flush=True)
+    if _control_sink is not None:
+        _control_sink.write(CONTROL_LOG, (line + "\n").encode())
+
+
+class _LogSink:
+    """Buffers output per log name and appends it to the run's logs, a part at a time, from a
+    thread of its own (so a slow store never blocks the script's pipes)."""
+
+    def __init__(self, appender: LogAppender) -> None:
+        self.appender = appender
+        self.pending: dict[str, bytearray] = {}
+        self.lock = threading.Condition()
+        self.closed = False
+        self.thread = threading.Thread(target=self._loop, name="runledger-logs", daemon=True)
+        self.thread.start()
+
+    def write(self, name: str, data: bytes) -> None:
+        with self.lock:
+            buffer = self.pending.setdefault(name, bytearray())
+            buffer += data
+            if len(buffer) > LOG_BUFFER_LIMIT:  # the store has been failing for long
+                dropped = len(buffer) - LOG_BUFFER_LIMIT // 2
+                del buffer[:dropped]
+                buffer[:0] = f"[runledger: {dropped} bytes of output dropped]\n".encode()
+            if len(buffer) >= LOG_PART_SIZE:
+                self.lock.notify()
+
+    def _take(self) -> list[tuple[str, bytes]]:
+        with self.lock:
+            parts = [(name, bytes(data)) for name, data in self.pending.items() if data]
+            self.pending = {}
+        return parts
+
+    def flush(self) -> bool:
+        """Append what waits; on a store failure keep it for the next try. True if all went."""
+        ok = True
+        for name, data in self._take():
+            try:
+                self.appender.append(name, data)
+            except LedgerError as error:
+                ok = False
+                print(f"{_now()} supervisor: cannot append to {name} ({error}); will retry",
+                      flush=True)
+                with self.lock:
+                    self.pending[name] = bytearray(data) + self.pending.get(name, bytearray())
+        return ok
+
+    def _loop(self) -> None:
+        while True:
+            with self.lock:
+                if not self.closed:
+                    self.lock.wait(LOG_FLUSH_INTERVAL)
+                closed = self.closed
+            self.flush()
+            if closed:
+                return
+
+    def close(self) -> None:
+        """Append everything that waits (retrying a failing store a while) and stop."""
+        with self.lock:
+            self.closed = True
+            self.lock.notify()
+        self.thread.join(timeout=30)
+        for _attempt in STORE_RETRY.attempts():  # the one policy, as the final status uses
+            if self.flush():
+                return
 
 
 def failure_message(script: str, returncode: int, last_line: str | None) -> str:
@@ -102,25 +197,38 @@ def failure_message(script: str, returncode: int, last_line: str | None) -> str:
     return f"{text}: {last_line}" if last_line else text
 
 
+class _StdoutPump(threading.Thread):
+    """Copies the script's stdout into the driver log as it comes (no line buffering: a
+    progress bar's carriage returns show at once)."""
+
+    def __init__(self, pipe: IO[bytes], sink: _LogSink) -> None:
+        super().__init__(name="runledger-stdout", daemon=True)
+        self.pipe = pipe
+        self.sink = sink
+
+    def run(self) -> None:
+        fd = self.pipe.fileno()
+        while True:
+            data = os.read(fd, 65536)
+            if not data:
+                break
+            self.sink.write(DRIVER_LOG, data)
+        self.pipe.close()
+
+
 class _StderrPump(threading.Thread):
     """Copies the script's stderr into the driver log, remembering its last lines."""
 
-    def __init__(self, pipe: IO[bytes], log: IO[bytes], lock: threading.Lock) -> None:
+    def __init__(self, pipe: IO[bytes], sink: _LogSink) -> None:
         super().__init__(name="runledger-stderr", daemon=True)
         self.pipe = pipe
-        self.log = log
-        self.lock = lock
+        self.sink = sink
         self.tail: collections.deque[str] = collections.deque(maxlen=50)
         self.saw_traceback = False
 
     def run(self) -> None:
         for line in iter(self.pipe.readline, b""):
-            with self.lock:
-                try:
-                    self.log.write(line)
-                    self.log.flush()
-                except OSError:
-                    pass
+            self.sink.write(DRIVER_LOG, line)
             text = line.decode("utf-8", errors="replace").rstrip()
             if text.startswith(_TRACEBACK_HEAD):
                 self.saw_traceback = True
@@ -146,7 +254,7 @@ class Supervisor:
 
     Args:
         spec: what ``ledger.sdk.script.submit_script`` wrote: ``run_id``, ``store``,
-            ``workspace``, ``experiment``, ``argv``, ``cwd``, ``script``, ``log_file``,
+            ``workspace``, ``experiment``, ``argv``, ``cwd``, ``script``,
             ``max_run_duration_seconds``.
     """
 
@@ -158,6 +266,16 @@ class Supervisor:
         self.run = Run.get(self.workspace, self.run_id)
         self.process: subprocess.Popen[bytes] | None = None
         self.pump: _StderrPump | None = None
+        self.stdout_pump: _StdoutPump | None = None
+        self.appender = LogAppender(self.workspace._session.app, self.run_id)
+        self.sink = _LogSink(self.appender)
+        global _control_sink
+        _control_sink = self.sink
+        self.cwd = Path(str(spec["cwd"]))
+        self.heartbeat_interval = float(os.environ.get(HEARTBEAT_ENV) or HEARTBEAT_INTERVAL)
+        self._stop_beating = threading.Event()
+        self.script_started: float | None = None
+        _say(f"supervising run {self.run_id!r} on {socket.gethostname()}")
         self.signalled: int | None = None
         max_duration = spec.get("max_run_duration_seconds")
         self.max_duration: float | None = float(max_duration) if max_duration else None
@@ -189,6 +307,8 @@ class Supervisor:
             raise
 
     def _cancel(self) -> None:
+        self._record_files()
+
         def command(agg: RunAggregate, actor: Actor) -> None:
             if not agg.status.is_terminal:
                 agg.cancel(actor)
@@ -197,6 +317,8 @@ class Supervisor:
         _say("run marked Canceled")
 
     def _finish(self, returncode: int) -> None:
+        _say(f"script exited with code {returncode}; recording its logs, outputs and end")
+        self._record_files()
         pump = self.pump
         last_line = pump.last_line if pump is not None else None
         exception_type = pump.exception_type if pump is not None else None
@@ -242,10 +364,6 @@ class Supervisor:
     # ------------------------------------------------------------------ the script
     def _start_script(self) -> bool:
         spec = self.spec
-        log_path = Path(str(spec["log_file"]))
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log = open(log_path, "ab")  # noqa: SIM115 - open for the script's whole life
-        self.log_lock = threading.Lock()
         base = {k: v for k, v in os.environ.items() if k != SUPERVISED_RUN_ENV}
         env = child_environment(base, {
             RUN_ID_ENV: self.run_id,
@@ -257,8 +375,9 @@ class Supervisor:
         argv = [str(a) for a in spec["argv"]]
         try:
             self.process = subprocess.Popen(
-                argv, cwd=str(spec["cwd"]), env=env, stdin=subprocess.DEVNULL, stdout=self.log,
-                stderr=subprocess.PIPE, start_new_session=True, close_fds=True)
+                argv, cwd=str(spec["cwd"]), env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                close_fds=True)
         except OSError as error:
             message = f"Could not start script {self.script_label!r}: {error}"
             error_type = type(error).__name__
@@ -270,15 +389,24 @@ class Supervisor:
 
             self._apply(fail, "recording the failed start")
             return False
-        assert self.process.stderr is not None
-        self.pump = _StderrPump(self.process.stderr, self.log, self.log_lock)
+        assert self.process.stderr is not None and self.process.stdout is not None
+        self.pump = _StderrPump(self.process.stderr, self.sink)
         self.pump.start()
+        self.stdout_pump = _StdoutPump(self.process.stdout, self.sink)
+        self.stdout_pump.start()
         _say(f"started script pid {self.process.pid}: {argv}")
+        self.script_started = start_time(self.process.pid)
+        supervisor_started = start_time(os.getpid())
         properties = {
             PROP_SUPERVISOR_PID: str(os.getpid()),
             PROP_SUPERVISOR_HOST: socket.gethostname(),
             PROP_SCRIPT_PID: str(self.process.pid),
+            PROP_SUPERVISOR_STARTED: repr(supervisor_started),
+            PROP_SCRIPT_STARTED: repr(self.script_started),
         }
+        self._beat()  # before the run shows Running: a Running script run always has a beat
+        threading.Thread(target=self._beat_loop, name="runledger-heartbeat",
+                         daemon=True).start()
 
         def started(agg: RunAggregate, actor: Actor) -> None:
             agg.add_properties(properties, actor)
@@ -288,14 +416,59 @@ class Supervisor:
         self._apply(started, "recording the start")
         return True
 
+    def _beat(self) -> None:
+        try:
+            self.workspace._session.app.heartbeats.beat(
+                self.run_id, self.heartbeat_interval, socket.gethostname(), os.getpid())
+        except LedgerError as error:
+            print(f"{_now()} supervisor: cannot write the heartbeat ({error})", flush=True)
+
+    def _beat_loop(self) -> None:
+        while not self._stop_beating.wait(self.heartbeat_interval):
+            self._beat()
+
     def _stop_script(self) -> int:
+        """Stop the script's whole tree; return its exit code once nothing of it runs."""
         process = self.process
         assert process is not None
-        stop_process_group(process.pid, lambda: process.poll() is not None)
+        if not stop_tree(process.pid, self.script_started, grace=KILL_GRACE):
+            _say("some of the script's processes outlived SIGKILL")
         returncode = process.wait()
-        if self.pump is not None:
-            self.pump.join(timeout=2.0)
+        self._join_pumps()
         return returncode
+
+    def _join_pumps(self) -> None:
+        for pump in (self.pump, self.stdout_pump):
+            if pump is not None:
+                pump.join(timeout=2.0)
+
+    def _record_files(self) -> None:
+        """Append the last output, record each log as a whole file of the run, and upload the
+        script's ./outputs folder (whatever the script's end). Failures are told, not raised:
+        the run's end is recorded regardless."""
+        self.sink.close()
+        global _control_sink
+        _control_sink = None
+        app = self.workspace._session.app
+        try:
+            entries = []
+            for name, parts in sorted(self.appender.parts.items()):
+                info = app.blobs.concatenate(parts)
+                entries.append((name, info.size, info.sha256, media_type(name)))
+
+            def record(agg: RunAggregate, actor: Actor) -> None:
+                fresh = [e for e in entries if e[0] not in agg.files]
+                if fresh:
+                    agg.add_files(fresh, actor)
+
+            if entries:
+                self._apply(record, "recording the logs")
+        except LedgerError as error:
+            print(f"{_now()} supervisor: cannot record the logs as files: {error}", flush=True)
+        try:
+            self.run._upload_outputs(self.cwd / OUTPUTS_FOLDER)
+        except (LedgerError, OSError) as error:
+            print(f"{_now()} supervisor: cannot upload {OUTPUTS_FOLDER}/: {error}", flush=True)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.signalled = signum
@@ -307,17 +480,25 @@ class Supervisor:
         Returns:
             The supervisor's exit code (0, or 1 if it could not record the outcome).
         """
+        try:
+            return self._supervise()
+        finally:
+            self._stop_beating.set()
+
+    def _supervise(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         status = self._status()
         if status is not None and status.is_terminal:
             _say(f"run is already {status.value}; nothing to do")
+            self.sink.close()
             return 0
         if status is RunStatus.CANCEL_REQUESTED:
             _say("cancel requested before the script started")
             self._cancel()
             return 0
         if not self._start_script():
+            self._record_files()
             return 1
         process = self.process
         assert process is not None
@@ -337,6 +518,13 @@ class Supervisor:
                 self._cancel()
                 return 0
             status = self._status()
+            if status is RunStatus.NOT_RESPONDING:  # a reader thought this supervisor dead
+                self._beat()
+                self._apply(lambda agg, actor: agg.set_status(RunStatus.RUNNING, actor)
+                            if agg.status is RunStatus.NOT_RESPONDING else None,
+                            "recording the run Running again")
+                _say("run was marked NotResponding; responding again: Running")
+                continue
             if status is RunStatus.CANCEL_REQUESTED:
                 _say("cancel requested; stopping the script")
                 self._stop_script()
@@ -350,12 +538,12 @@ class Supervisor:
                 _say(f"run was marked {status.value} by another process; stopping the script")
                 returncode = self._stop_script()
                 _say(f"script stopped (exit code {returncode}); run left {status.value}")
+                self._record_files()
                 return 0
             time.sleep(POLL_INTERVAL)
         # The script exited: stop whatever it left behind in its group, then record the end.
         stop_process_group(process.pid, lambda: True, grace=0.5)
-        if self.pump is not None:
-            self.pump.join(timeout=2.0)
+        self._join_pumps()
         try:
             self._finish(returncode)
         except LedgerError:

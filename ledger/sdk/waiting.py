@@ -6,16 +6,16 @@ show_output=True)`` prints the run id, the script's output as it is written, and
 
 from __future__ import annotations
 
-import codecs
-import os
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ledger.domain.errors import RunFailedError
-from ledger.domain.names import PROP_LOG_FILE
 from ledger.domain.status import RunStatus
+from ledger.sdk.files import LogTail
+
+if TYPE_CHECKING:
+    from ledger.sdk.session import LedgerSession
 
 # Statuses wait_for_completion() keeps waiting through.
 WAIT_STATUSES = frozenset({
@@ -23,32 +23,6 @@ WAIT_STATUSES = frozenset({
     RunStatus.RUNNING, RunStatus.NOT_RESPONDING,
 })
 POST_PROCESSING_STATUSES = frozenset({RunStatus.FINALIZING, RunStatus.CANCEL_REQUESTED})
-
-
-class LogFollower:
-    """Reads what was appended to one file since the last read (decoding UTF-8 safely).
-
-    Args:
-        path: the file (``None``: a run without a log; every read is empty).
-    """
-
-    def __init__(self, path: str | os.PathLike[str] | None) -> None:
-        self.path = Path(path) if path else None
-        self.offset = 0
-        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-    def read_new(self) -> str:
-        """Return the text appended since the last call ("" if none, or no file yet)."""
-        if self.path is None:
-            return ""
-        try:
-            with self.path.open("rb") as handle:
-                handle.seek(self.offset)
-                data = handle.read()
-        except OSError:
-            return ""
-        self.offset += len(data)
-        return self.decoder.decode(data)
 
 
 def _echo(text: str) -> None:
@@ -62,6 +36,7 @@ class WaitingMixin:
 
     if TYPE_CHECKING:
         _run_id: str
+        _session: LedgerSession
 
         def get_status(self) -> str: ...
 
@@ -87,15 +62,16 @@ class WaitingMixin:
         waiting = set(WAIT_STATUSES)
         if wait_post_processing:
             waiting |= POST_PROCESSING_STATUSES
-        log = LogFollower(self.get_properties().get(PROP_LOG_FILE)) if show_output else None
+        # Logs are read through the store (run files), never from a path recorded in the ledger.
+        log = LogTail(self._session.app, self._run_id) if show_output else None
         delay = 0.02
         while RunStatus(self.get_status()) in waiting:
             if log is not None:
-                _echo(log.read_new())
+                _echo("".join(text for _name, text in log.read_new()))
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
         if log is not None:
-            _echo(log.read_new())
+            _echo("".join(text for _name, text in log.read_new()))
         details = self.get_details()
         if show_output:
             print("\nExecution Summary\n=================")

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from ledger import Experiment, Run, Workspace
-from ledger.sdk.waiting import LogFollower
 from tests.cli.conftest import Invoke, stdout_json
 
 
@@ -72,31 +71,40 @@ def test_monitor_logs_without_logs(invoke: Invoke, workspace: Workspace) -> None
     result = invoke("run", "monitor-logs", "-r", run.id)
     assert result.exit_code == 0
     assert result.stdout == f"Run {run.id} has no log files.\n"
-    assert invoke("run", "monitor-logs", "-r", "missing").exit_code == 3
+    assert invoke("run", "monitor-logs", "-r", "missing").exit_code == 1
 
 
-def test_monitor_logs_follows_details_log_files(invoke: Invoke, workspace: Workspace,
-                                                tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
-    first.write_text("line from a\n")
-    second.write_text("héllo from b\n")
+def test_monitor_logs_never_opens_a_path_read_from_the_ledger(
+        invoke: Invoke, workspace: Workspace, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not print me\n")
     with Experiment(workspace, "experiment").start_logging() as run:
-        pass
-    details = run.get_details()
-    details["logFiles"] = {"a": str(first), "b": f"file://{second}"}
-    monkeypatch.setattr(Run, "get_details", lambda self: details)
+        # What an older runledger recorded, or what anyone who can write a run can set.
+        run.add_properties({"runledger.log_file": str(secret)})
     result = invoke("run", "monitor-logs", "-r", run.id)
-    assert result.stdout == "\n==> a <==\nline from a\n\n==> b <==\nhéllo from b\n"
+    assert result.exit_code == 0
+    assert str(secret) in result.stdout and "not read" in result.stdout
+    assert "do not print me" not in result.stdout
 
 
-def test_follower_reads_only_what_was_appended(tmp_path: Path) -> None:
-    path = tmp_path / "log.txt"
-    follower = LogFollower(path)
-    assert follower.read_new() == ""  # not there yet
-    path.write_bytes(b"caf" + "é".encode()[:1])
-    assert follower.read_new() == "caf"  # half a character waits for the rest
-    with path.open("ab") as handle:
-        handle.write("é".encode()[1:] + b"!\n")
-    assert follower.read_new() == "é!\n"
-    assert follower.read_new() == ""
+def test_monitor_logs_reads_the_logs_through_the_store(invoke: Invoke,
+                                                       workspace: Workspace) -> None:
+    from ledger.application import LedgerApplication
+    from ledger.persistence.store import parse_store_url
+    from ledger.sdk.files import LogAppender
+
+    run = Experiment(workspace, "experiment").start_logging()
+    run.complete()
+    store = workspace._store
+    other = LedgerApplication(store if store.kind == "memory" else parse_store_url(store.url))
+    try:  # another process (the supervisor) appends, in parts, a character split between two
+        appender = LogAppender(other, run.id)
+        appender.append("azureml-logs/70_driver_log.txt", b"line from a, caf" + b"\xc3")
+        appender.append("azureml-logs/70_driver_log.txt", b"\xa9\n")
+        appender.append("azureml-logs/60_control_log.txt", "héllo from b\n".encode())
+    finally:
+        other.close()
+    result = invoke("run", "monitor-logs", "-r", run.id)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ("\n==> azureml-logs/70_driver_log.txt <==\nline from a, café\n"
+                             "\n==> azureml-logs/60_control_log.txt <==\nhéllo from b\n")

@@ -190,3 +190,50 @@ def test_bad_store_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RUNLEDGER_STORE", "mysql://nope/db")
     with pytest.raises(StoreConfigError, match="mysql"):
         Workspace.from_config()
+
+
+# ---------------------------------------------------------------------------------- discovery
+def test_discovery_stops_at_the_home_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    outside = Path.cwd()
+    write_json(outside / "runledger.json", {"store": "sqlite:///planted.db"})  # above home
+    home = outside / "home" / "alice"
+    project = home / "project"
+    project.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(project)
+    ws = Workspace.from_config()
+    assert store_file(ws) == (project / ".runledger" / "ledger.db").resolve()
+    assert ws.config_file is None
+    write_json(home / "runledger.json", {"store": "sqlite:///mine.db"})  # home itself: found
+    assert store_file(Workspace.from_config()) == (home / "mine.db").resolve()
+
+
+def test_discovery_stops_at_a_filesystem_boundary(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ledger.config as config
+
+    parent = Path.cwd()
+    write_json(parent / "runledger.json", {"store": "sqlite:///other-device.db"})
+    mounted = parent / "mnt"
+    mounted.mkdir()
+    monkeypatch.chdir(mounted)
+    real = config._device
+    monkeypatch.setattr(config, "_device", lambda d: -1 if d == parent.resolve() else real(d))
+    assert Workspace.from_config().config_file is None
+
+
+def test_the_config_file_used_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from ledger.cli.main import cli
+
+    project = Path.cwd()
+    found = write_json(project / "runledger.json", {"store": "sqlite:///named.db"})
+    deep = project / "a" / "b"
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)
+    assert f"config='{found.resolve()}'" in repr(Workspace())
+    assert f"config='{found.resolve()}'" in repr(Workspace.from_config())
+    assert "config=" not in repr(Workspace(store="memory://"))
+    result = CliRunner().invoke(cli, ["run", "list", "--verbose"], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert f"configuration file {found.resolve()}" in result.output

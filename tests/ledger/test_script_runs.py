@@ -155,9 +155,10 @@ def test_submit_runs_the_script_and_completes_it(exp: Experiment) -> None:
     assert details["target"] == "gpu-cluster"
     assert "endTimeUtc" in details and "startTimeUtc" in details
     assert run.get_metrics() == {"fruit": "Kiwi"}  # no parent: nothing else logged
-    log = Path(str(run.get_properties()[PROP_LOG_FILE]))
-    assert log.name == "70_driver_log.txt"
-    assert f"child {run.id}: Kiwi" in log.read_text()
+    assert "azureml-logs/70_driver_log.txt" in run.get_file_names()
+    log = run.read_file("azureml-logs/70_driver_log.txt").decode()
+    assert f"child {run.id}: Kiwi" in log
+    assert PROP_LOG_FILE not in run.get_properties()  # no host path in the ledger
 
 
 def test_cancel_stops_the_script(exp: Experiment, capsys: pytest.CaptureFixture[str]) -> None:
@@ -175,7 +176,7 @@ def test_cancel_stops_the_script(exp: Experiment, capsys: pytest.CaptureFixture[
     assert second == "Canceled"
     assert local_run.get_status() == "Canceled"
     assert_really_stopped(local_run)
-    assert "Hello from" in Path(str(local_run.get_properties()[PROP_LOG_FILE])).read_text()
+    assert "Hello from" in local_run.read_file("azureml-logs/70_driver_log.txt").decode()
 
 
 def test_cancel_right_after_submit(exp: Experiment) -> None:
@@ -230,7 +231,7 @@ def test_failing_script(exp: Experiment) -> None:
     assert error["message"].endswith("ValueError: bad training data")
     assert error["exceptionType"] == "ValueError"
     assert run.get_metrics() == {"loss": 0.5}  # logged before the crash, flushed at exit
-    log = Path(str(run.get_properties()[PROP_LOG_FILE])).read_text()
+    log = run.read_file("azureml-logs/70_driver_log.txt").decode()
     assert "training..." in log and "Traceback" in log
 
 

@@ -22,6 +22,7 @@ import pytest
 
 from ledger.application import LedgerApplication
 from ledger.domain.experiment import ExperimentAggregate
+from ledger.domain.files import LogAppended, log_stream_id
 from ledger.domain.ids import experiment_stream_id, metric_stream_id, run_stream_id
 from ledger.domain.metrics import MetricsLogged
 from ledger.domain.run import RUN_EVENT_CLASSES, RunAggregate
@@ -71,6 +72,9 @@ def every_domain_event() -> list[Any]:
     parent.set_display_name("Renamed ✓ ünïcode", ACTOR)
     parent.set_description("line one\nline two", ACTOR)
     parent.set_description(None, ACTOR)
+    parent.add_files([("outputs/ünï 文件.bin", 0, "e3" * 32, "application/octet-stream"),
+                      ("azureml-logs/70_driver_log.txt", 2**40, "ab" * 32, "text/plain")],
+                     ACTOR)
     parent.complete(ACTOR)
     events += parent.collect_events()
 
@@ -105,6 +109,11 @@ def every_domain_event() -> list[Any]:
         ],
         actor=ACTOR.as_dict(),
     ))
+    events.append(LogAppended(  # type: ignore[call-arg]
+        originator_id=log_stream_id("parent-run"), originator_version=1,
+        timestamp=LogAppended.create_timestamp(), run_id="parent-run",
+        name="azureml-logs/70_driver_log.txt", offset=2**33, size=65536, sha256="cd" * 32,
+        actor=ACTOR.as_dict()))
     return events
 
 
@@ -131,11 +140,12 @@ def test_the_fixture_covers_every_event_class() -> None:
                 if isinstance(v, type) and issubclass(v, RunAggregate.Event)
                 and v is not RunAggregate.Event}
     assert declared == set(RUN_EVENT_CLASSES)
-    assert len(RUN_EVENT_CLASSES) == 11
+    assert len(RUN_EVENT_CLASSES) == 12
     covered = {type(e) for e in EVENTS}
     assert set(RUN_EVENT_CLASSES) <= covered
     assert ExperimentAggregate.Created in covered
     assert MetricsLogged in covered
+    assert LogAppended in covered
 
 
 @pytest.mark.parametrize("event", EVENTS, ids=EVENT_IDS)

@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""Run-file benchmark: upload and download MB/s against a plain file copy, and peak memory.
+
+Usage (from the repository root)::
+
+    python -m benchmarks.bench_files                      # 1 MB and 200 MB on SQLite
+    python -m benchmarks.bench_files --backends sqlite,postgresql
+    python -m benchmarks.bench_files --sizes 1,50 --repeats 1   # a quick look
+
+For each backend and size a fresh ledger is made; a file of random bytes is written to a
+temporary folder on the same disk as the SQLite ledger; then, each in a fresh subprocess (so peak
+RSS, ``VmHWM``, is the measured operation's own, reported as growth over the process's
+baseline after opening the ledger, and as the process's whole peak):
+
+- ``copy``: ``shutil.copyfile`` of the file (the reference: the disk's own speed);
+- ``upload``: ``run.upload_file(name, path)`` (hashing, chunking, committing, the event);
+- ``download``: ``run.download_file(name, path)`` (reading, checking the hash, writing).
+
+The median of ``--repeats`` runs is reported (each upload under a new name: the first upload of a
+content stores its chunks, later ones of the same content store nothing new, so ``upload`` is
+measured on fresh random content every time). Prints one JSON object; ratios are
+``copy time / operation time`` (1.0 = as fast as a plain copy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+_WORKER = textwrap.dedent("""
+    import json, os, resource, shutil, sys, time
+
+    def hwm_kb():
+        # VmHWM: this process image's own peak RSS (ru_maxrss keeps the parent's across exec)
+        try:
+            for line in open("/proc/self/status"):
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        except OSError:
+            pass
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    op, store, run_id, name, path, target = sys.argv[1:7]
+    if op == "copy":
+        base = hwm_kb()
+        start = time.perf_counter()
+        shutil.copyfile(path, target)
+        elapsed = time.perf_counter() - start
+    else:
+        from ledger import Run, Workspace
+        run = Run.get(Workspace(store=store), run_id)
+        run.get_file_names()  # the ledger is open and its tables exist before measuring
+        base = hwm_kb()
+        start = time.perf_counter()
+        if op == "upload":
+            run.upload_file(name, path)
+        else:
+            run.download_file(name, target)
+        elapsed = time.perf_counter() - start
+    peak = hwm_kb()
+    print(json.dumps({"seconds": elapsed, "rss_growth_mb": (peak - base) / 1024,
+                      "peak_rss_mb": peak / 1024}))
+""")
+
+
+def _store_url(backend: str, folder: Path) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{folder / 'ledger.db'}"
+    schema = "bench_files_" + os.urandom(4).hex()
+    base = os.environ.get("RUNLEDGER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+    return f"{base}?schema={schema}"
+
+
+def _drop_schema(url: str) -> None:
+    if "schema=" not in url:
+        return
+    import psycopg
+
+    schema = url.rsplit("schema=", 1)[1]
+    with psycopg.connect(url.split("?", 1)[0], autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _measure(op: str, store: str, run_id: str, name: str, path: Path, target: Path) -> dict[
+        str, float]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get(
+        "PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-c", _WORKER, op, store, run_id, name, str(path),
+                           str(target)], check=True, capture_output=True, text=True, env=env)
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def bench(backend: str, megabytes: int, repeats: int) -> dict[str, Any]:
+    """Measure one backend and size; return the medians (seconds, MB/s, RSS growth)."""
+    from ledger import Experiment, Workspace
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-files-", dir=os.environ.get("BENCH_DIR")))
+    store = _store_url(backend, folder)
+    try:
+        workspace = Workspace(store=store)
+        run = Experiment(workspace, "bench-files").start_logging()
+        run.flush()
+        figures: dict[str, list[dict[str, float]]] = {"copy": [], "upload": [], "download": []}
+        for attempt in range(repeats):
+            source = folder / f"source-{attempt}.bin"
+            with open(source, "wb") as handle:
+                for _ in range(megabytes):
+                    handle.write(os.urandom(1024 * 1024))
+            name = f"outputs/file-{attempt}.bin"
+            figures["copy"].append(_measure("copy", store, run.id, name, source,
+                                            folder / "copy.bin"))
+            figures["upload"].append(_measure("upload", store, run.id, name, source, source))
+            back = folder / f"back-{attempt}.bin"
+            figures["download"].append(_measure("download", store, run.id, name, source, back))
+            if _digest(back) != _digest(source):
+                raise SystemExit(f"download of {name} is not byte-exact")
+            for path in (source, back, folder / "copy.bin"):
+                path.unlink()
+        result: dict[str, Any] = {"backend": backend, "megabytes": megabytes}
+        copy_seconds = statistics.median(f["seconds"] for f in figures["copy"])
+        for op, runs in figures.items():
+            seconds = statistics.median(f["seconds"] for f in runs)
+            result[op] = {
+                "seconds": round(seconds, 4),
+                "mb_per_s": round(megabytes / seconds, 1),
+                "rss_growth_mb": round(max(f["rss_growth_mb"] for f in runs), 1),
+                "peak_rss_mb": round(max(f["peak_rss_mb"] for f in runs), 1),
+                "vs_copy": round(copy_seconds / seconds, 3),
+            }
+        return result
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        if backend == "postgresql":
+            _drop_schema(store)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print one JSON object."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backends", default="sqlite")
+    parser.add_argument("--sizes", default="1,200", help="file sizes in MB, comma-separated")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    results = [bench(backend, int(size), args.repeats)
+               for backend in args.backends.split(",") for size in args.sizes.split(",")]
+    print(json.dumps({"machine": {"python": platform.python_version(),
+                                  "cpus": os.cpu_count(), "platform": platform.platform()},
+                      "repeats": args.repeats, "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Supervision of submitted scripts: heartbeats, NotResponding, cancel without a supervisor, and
+pids that were reused (real supervisors and scripts, on SQLite)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ledger import Experiment, ScriptRunConfig, Workspace
+from ledger.sdk.processes import same_process, start_time
+from ledger.sdk.run import SCRIPT_RUN_TYPE, Run
+from ledger.sdk.script import (
+    PROP_SCRIPT_PID,
+    PROP_SCRIPT_STARTED,
+    PROP_SUPERVISOR_HOST,
+    PROP_SUPERVISOR_PID,
+    PROP_SUPERVISOR_STARTED,
+    running_supervisors,
+)
+
+SCRIPTS = Path(__file__).parent / "scripts"
+BEAT = 0.2  # seconds between heartbeats in these tests: NotResponding after 3 * 0.2 + 2 s
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes() -> Iterator[None]:
+    yield
+    deadline = time.monotonic() + 15
+    while running_supervisors() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    leftover = running_supervisors()
+    for pid in leftover.values():
+        os.killpg(pid, signal.SIGKILL)
+    assert not leftover, f"supervisors still running after the test: {leftover}"
+
+
+@pytest.fixture
+def exp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Experiment:
+    for name in ("RUNLEDGER_RUN_ID", "RUNLEDGER_EXPERIMENT", "RUNLEDGER_WORKSPACE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RUNLEDGER_HEARTBEAT_INTERVAL", str(BEAT))
+    for script in SCRIPTS.glob("*.py"):
+        shutil.copy(script, Path.cwd() / script.name)
+    return Experiment(Workspace(store=f"sqlite:///{tmp_path / 'ledger.db'}"), "supervision")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def running_script(exp: Experiment) -> tuple[Run, int, int]:
+    run = exp.submit(ScriptRunConfig(source_directory=".", script="hello_with_delay.py"))
+    wait_until(lambda: PROP_SCRIPT_PID in run.get_properties() and run.get_status() == "Running"
+               and Path("hello_with_delay.pid").exists(), what="the script to run")
+    properties = run.get_properties()
+    return run, int(str(properties[PROP_SUPERVISOR_PID])), int(str(properties[PROP_SCRIPT_PID]))
+
+
+def test_a_dead_supervisor_shows_not_responding_and_cancel_still_stops_the_tree(
+        exp: Experiment) -> None:
+    run, supervisor, script = running_script(exp)
+    os.kill(supervisor, signal.SIGKILL)
+    wait_until(lambda: not running_supervisors(), what="the supervisor to die")
+    wait_until(lambda: run.get_status() == "NotResponding", timeout=3 * BEAT + 5,
+               what="NotResponding")
+    noticed = [e for e in run.get_history() if e.kind == "StatusChanged"
+               and e.payload["status"] == "NotResponding"]
+    assert len(noticed) == 1 and noticed[0].actor.pid == os.getpid()  # who noticed, audited
+    assert same_process(script, None) is not None  # the script itself still runs
+    run.cancel()
+    assert run.get_status() == "Canceled"
+    assert same_process(script, None) is None  # gone when cancel() returned
+
+
+def test_a_paused_supervisor_is_not_responding_then_running_again(exp: Experiment) -> None:
+    run, supervisor, _script = running_script(exp)
+    os.kill(supervisor, signal.SIGSTOP)
+    try:
+        wait_until(lambda: run.get_status() == "NotResponding", timeout=3 * BEAT + 5,
+                   what="NotResponding")
+    finally:
+        os.kill(supervisor, signal.SIGCONT)
+    wait_until(lambda: run.get_status() == "Running", what="Running again")
+    run.cancel()
+    assert run.get_status() == "Canceled"
+
+
+@pytest.mark.parametrize("attempt", range(10))
+def test_cancel_returns_only_when_the_orphaned_script_is_gone(exp: Experiment,
+                                                              attempt: int) -> None:
+    run, supervisor, script = running_script(exp)
+    os.kill(supervisor, signal.SIGKILL)
+    wait_until(lambda: not running_supervisors(), what="the supervisor to die")
+    run.cancel()
+    assert same_process(script, None) is None
+    beats = Path("heartbeat.txt").read_text().count("\n")
+    time.sleep(0.3)
+    assert Path("heartbeat.txt").read_text().count("\n") == beats
+
+
+def test_a_reused_pid_is_never_signalled(exp: Experiment) -> None:
+    # An unrelated process now holds the pids the run recorded (its supervisor's and script's),
+    # but it started at another time than the recorded ones.
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                                 start_new_session=True)
+    try:
+        started = start_time(bystander.pid)
+        assert started is not None
+        run = Run._create(exp, run_type=SCRIPT_RUN_TYPE)
+        run.add_properties({
+            PROP_SUPERVISOR_PID: str(bystander.pid), PROP_SCRIPT_PID: str(bystander.pid),
+            PROP_SUPERVISOR_HOST: socket.gethostname(),
+            PROP_SUPERVISOR_STARTED: repr(started - 100), PROP_SCRIPT_STARTED: repr(started - 100),
+        })
+        run.flush()
+        began = time.monotonic()
+        run.cancel()
+        assert time.monotonic() - began < 5  # the supervisor is known to be gone: no waiting
+        assert run.get_status() == "Canceled"
+        time.sleep(0.2)
+        assert bystander.poll() is None, "the bystander was signalled"
+    finally:
+        bystander.kill()
+        bystander.wait()
