@@ -360,10 +360,9 @@ def _script_env() -> dict[str, str]:
 
 
 @pytest.fixture
-def file_store(backend: str, store_url: str) -> str:
-    if backend == "memory":
-        pytest.skip("another process cannot open a memory:// store")
-    return store_url
+def file_store(shared_store_url: str) -> str:
+    """A store another process can open (not generated for memory://)."""
+    return shared_store_url
 
 
 def test_kill_9_during_an_upload_leaves_no_half_visible_file(

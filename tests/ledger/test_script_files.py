@@ -62,17 +62,15 @@ def _no_leftover_processes() -> Iterator[None]:
 
 
 @pytest.fixture
-def exp(backend: str, store_url: str, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> Experiment:
-    if backend == "memory":
-        pytest.skip("a submitted script runs in another process: memory:// cannot be shared")
+def exp(shared_store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Experiment:
+    """A submitted script runs in another process: not generated for memory://."""
     for name in ("RUNLEDGER_RUN_ID", "RUNLEDGER_EXPERIMENT", "RUNLEDGER_WORKSPACE"):
         monkeypatch.delenv(name, raising=False)
     source = tmp_path / "src"
     source.mkdir()
     (source / "train.py").write_text(TRAIN)
     monkeypatch.chdir(source)
-    return Experiment(Workspace(store=store_url), "scripts")
+    return Experiment(Workspace(store=shared_store_url), "scripts")
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
