@@ -94,9 +94,8 @@ def _search_path(start: Path) -> list[Path]:
     folders = []
     device = None
     for directory in (start, *start.parents):
-        try:
-            current = directory.stat().st_dev
-        except OSError:
+        current = _device(directory)
+        if current is None:
             break
         if device is not None and current != device:
             break
@@ -105,6 +104,14 @@ def _search_path(start: Path) -> list[Path]:
         if directory == home:
             break
     return folders
+
+
+def _device(directory: Path) -> int | None:
+    """The device a folder is on (``None``: it cannot be read)."""
+    try:
+        return directory.stat().st_dev
+    except OSError:
+        return None
 
 
 def find_config_file(path: str | os.PathLike[str] | None = None,

@@ -25,7 +25,7 @@ def test_files_lists_name_size_sha256_and_who(invoke: Invoke, workspace: Workspa
     table = invoke("run", "files", "-r", run.id, "-o", "table").stdout
     assert "outputs/a.txt" in table and hashlib.sha256(b"abc").hexdigest() in table
     missing = invoke("run", "files", "-r", "no-such-run")
-    assert missing.exit_code == 1 and "Traceback" not in missing.stderr
+    assert missing.exit_code == 3 and "Traceback" not in missing.stderr
 
 
 def test_download_with_a_prefix_and_download_logs(invoke: Invoke, workspace: Workspace,

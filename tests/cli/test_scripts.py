@@ -71,7 +71,7 @@ def test_monitor_logs_without_logs(invoke: Invoke, workspace: Workspace) -> None
     result = invoke("run", "monitor-logs", "-r", run.id)
     assert result.exit_code == 0
     assert result.stdout == f"Run {run.id} has no log files.\n"
-    assert invoke("run", "monitor-logs", "-r", "missing").exit_code == 1
+    assert invoke("run", "monitor-logs", "-r", "missing").exit_code == 3  # no such run
 
 
 def test_monitor_logs_never_opens_a_path_read_from_the_ledger(

@@ -231,9 +231,9 @@ def test_the_config_file_used_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     deep = project / "a" / "b"
     deep.mkdir(parents=True)
     monkeypatch.chdir(deep)
-    assert f"config='{found.resolve()}'" in repr(Workspace())
-    assert f"config='{found.resolve()}'" in repr(Workspace.from_config())
-    assert "config=" not in repr(Workspace(store="memory://"))
+    assert f"config_file='{found.resolve()}'" in repr(Workspace())
+    assert f"config_file='{found.resolve()}'" in repr(Workspace.from_config())
+    assert "config_file=" not in repr(Workspace(store="memory://"))
     result = CliRunner().invoke(cli, ["run", "list", "--verbose"], catch_exceptions=False)
     assert result.exit_code == 0
-    assert f"configuration file {found.resolve()}" in result.output
+    assert f"Configuration file: {found.resolve()}" in result.output
