@@ -38,6 +38,7 @@ from ledger.domain.metrics import MetricsLogged
 from ledger.domain.run import RunAggregate
 from ledger.domain.values import Actor
 from ledger.persistence.errors import store_errors
+from ledger.persistence.positions import select_stream_notifications
 from ledger.persistence.store import StoreConfig
 from ledger.persistence.transcoder import MsgpackTranscoder
 
@@ -295,6 +296,24 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         """Return every event of one stream, in order."""
         with store_errors(self._reading):
             return list(self.events.get(stream_id))
+
+    def stream_notifications(self, streams: Sequence[UUID], *,
+                             until: int | None = None) -> Sequence[Notification]:
+        """Return the stored events of some streams with their log positions, in log order.
+
+        Args:
+            streams: stream UUIDs (a run's stream, its metric stream...).
+            until: only events at positions up to and including this one.
+
+        Returns:
+            Notifications (``id`` is the position); read through the streams' primary key, so
+            this costs O(their events), not O(the log).
+
+        Raises:
+            StoreError: the store failed.
+        """
+        with store_errors(self._reading):
+            return select_stream_notifications(self.recorder, streams, until=until)
 
     def max_position(self) -> int:
         """Return the notification id of the newest event in the ledger (0 when empty)."""

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from ledger import VERSION
+from ledger.cli.audit_history import audit_group
 from ledger.cli.experiments import list_experiments
 from ledger.cli.maintenance import export_command, import_command, rebuild_projections
 from ledger.cli.options import common_options
@@ -81,6 +82,7 @@ experiment_group.add_command(list_experiments)
 projections_group.add_command(rebuild_projections)
 cli.add_command(export_command)
 cli.add_command(import_command)
+cli.add_command(audit_group)  # ledger.cli.audit_history; merge: add_audit_history_commands(...)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,10 +9,11 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import attrs
 
+from ledger.audit.timeline import RunAsOf, find_runs_as_of
 from ledger.domain.errors import (
     InvalidTransitionError,
     RunNotFoundError,
@@ -32,6 +33,7 @@ from ledger.domain.values import (
     normalise_tags,
 )
 from ledger.sdk.metrics import MAX_INT, MetricBuffer, check_step, coerce_scalar, shape_metrics
+from ledger.sdk.run_audit import RunAuditMixin
 
 if TYPE_CHECKING:
     from ledger.sdk.experiment import Experiment
@@ -115,7 +117,7 @@ class HistoryEntry:
                 "actor": self.actor.as_dict(), "kind": self.kind, "payload": self.payload}
 
 
-class Run:
+class Run(RunAuditMixin):
     """A run of an experiment: it logs metrics, carries properties and tags, has children.
 
     ``Run(experiment, run_id)`` loads an existing run; new runs come from
@@ -216,26 +218,55 @@ class Run:
                                           aggregate.experiment_id)
         return cls._from_aggregate(experiment, aggregate, published=True)
 
+    @overload
     @classmethod
     def list(cls, experiment: Experiment, type: str | None = None,
              tags: str | Mapping[str, Any] | None = None,
              properties: str | Mapping[str, Any] | None = None,
              status: str | None = None, include_children: bool = False,
-             _rehydrate_runs: bool = True) -> Iterator[Run]:
+             _rehydrate_runs: bool = True, *, include_archived: bool = False,
+             as_of: None = None) -> Iterator[Run]: ...
+
+    @overload
+    @classmethod
+    def list(cls, experiment: Experiment, type: str | None = None,
+             tags: str | Mapping[str, Any] | None = None,
+             properties: str | Mapping[str, Any] | None = None,
+             status: str | None = None, include_children: bool = False,
+             _rehydrate_runs: bool = True, *, include_archived: bool = False,
+             as_of: datetime | int) -> Iterator[RunAsOf]: ...
+
+    @classmethod
+    def list(cls, experiment: Experiment, type: str | None = None,
+             tags: str | Mapping[str, Any] | None = None,
+             properties: str | Mapping[str, Any] | None = None,
+             status: str | None = None, include_children: bool = False,
+             _rehydrate_runs: bool = True, *, include_archived: bool = False,
+             as_of: datetime | int | None = None) -> Iterator[Run] | Iterator[RunAsOf]:
         """Yield the runs of an experiment, newest first, filtered by type, tags, properties and
         status.
 
         A ``tags``/``properties`` string means "has this key"; a dict means "every pair equals"
         (values compared as their stored strings; ``None`` matches a tag without a value).
+        Archived runs are left out unless ``include_archived``. With ``as_of`` (a log position
+        or an aware datetime, see ``ledger.audit.timeline``), the query is answered as it would
+        have been then, and yields read-only views (``RunAsOf``) of the runs as they were.
 
         Raises:
-            ValidationError: a filter of the wrong type (a list, say).
+            ValidationError: a filter of the wrong type (a list, say), or a bad ``as_of``.
         """
         index = experiment.workspace._session.before_query()
-        for row in index.find_runs(experiment_name=experiment.name, run_type=type, tags=tags,
-                                   properties=properties, status=status,
-                                   include_children=include_children):
-            yield cls._from_row(experiment, row)
+        if as_of is not None:
+            return find_runs_as_of(
+                experiment.workspace._session.app, index, as_of,
+                experiment_name=experiment.name, run_type=type, tags=tags,
+                properties=properties, status=status, include_children=include_children,
+                include_archived=include_archived)
+        rows = index.find_runs(experiment_name=experiment.name, run_type=type, tags=tags,
+                               properties=properties, status=status,
+                               include_children=include_children,
+                               include_archived=include_archived)
+        return (cls._from_row(experiment, row) for row in rows)
 
     @classmethod
     def get_context(cls, allow_offline: bool = True, **kwargs: Any) -> Run:
@@ -830,8 +861,10 @@ class Run:
                      tags: str | Mapping[str, Any] | None = None,
                      properties: str | Mapping[str, Any] | None = None,
                      type: str | None = None,
-                     status: str | None = None, _rehydrate_runs: bool = True) -> Iterator[Run]:
-        """Yield the run's children (all descendants with ``recursive``), newest first.
+                     status: str | None = None, _rehydrate_runs: bool = True, *,
+                     include_archived: bool = False) -> Iterator[Run]:
+        """Yield the run's children (all descendants with ``recursive``), newest first
+        (archived ones only with ``include_archived``).
 
         Raises:
             ValidationError: a filter of the wrong type.
@@ -839,7 +872,8 @@ class Run:
         index = self._session.before_query()
         experiments: dict[str, Experiment] = {self._experiment.name: self._experiment}
         for row in index.find_runs(parent_run_id=self._run_id, recursive=recursive, tags=tags,
-                                   properties=properties, run_type=type, status=status):
+                                   properties=properties, run_type=type, status=status,
+                                   include_archived=include_archived):
             experiment = experiments.get(row.experiment_name)
             if experiment is None:
                 from ledger.sdk.experiment import Experiment

@@ -1,0 +1,95 @@
+"""The events of chosen streams *with their log positions*, which eventsourcing's recorders do
+not give (``select_events`` returns stored events without their notification ids).
+
+A view of a run as of a moment needs, for each of its events, the position of that event in the
+whole log (its notification id): "as of position P" means "what the ledger held after the event
+at position P". Both stores keep it beside the stream key: SQLite's ``stored_events`` is a rowid
+table whose rowid *is* the notification id, PostgreSQL's has a ``notification_id`` column. The
+query below reads one stream (or a few) through the ``(originator_id, originator_version)``
+primary key, so it costs O(the streams' events), never O(the log).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import ApplicationRecorder, Notification
+
+# Streams per query (one IN (...) list).
+CHUNK = 500
+
+
+def select_stream_notifications(recorder: ApplicationRecorder, streams: Sequence[UUID], *,
+                                until: int | None = None) -> list[Notification]:
+    """Return the events of ``streams`` as notifications (with their log positions), in log
+    order.
+
+    Args:
+        recorder: the ledger's application recorder (SQLite or PostgreSQL).
+        streams: the stream UUIDs.
+        until: only events at positions up to and including this one.
+
+    Returns:
+        The notifications, ordered by notification id (within a stream that is version order).
+
+    Raises:
+        TypeError: the recorder is neither eventsourcing's SQLite nor PostgreSQL recorder.
+        eventsourcing.persistence.PersistenceError: the store failed.
+    """
+    found: list[Notification] = []
+    for start in range(0, len(streams), CHUNK):
+        found += _select(recorder, streams[start:start + CHUNK], until)
+    if len(streams) > CHUNK:
+        found.sort(key=lambda n: n.id)
+    return found
+
+
+def _select(recorder: ApplicationRecorder, streams: Sequence[UUID],
+            until: int | None) -> list[Notification]:
+    from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+    if not streams:
+        return []
+    if isinstance(recorder, SQLiteApplicationRecorder):
+        table = recorder.events_table_name
+        marks = ", ".join("?" * len(streams))
+        statement = (f"SELECT rowid, originator_id, originator_version, topic, state FROM {table} "
+                     f"WHERE originator_id IN ({marks})")
+        params: list[Any] = [s.hex for s in streams]
+        if until is not None:
+            statement += " AND rowid <= ?"
+            params.append(until)
+        statement += " ORDER BY rowid"
+        with recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(statement, params)
+            rows = cursor.fetchall()
+        return [Notification(id=row[0], originator_id=UUID(row[1]), originator_version=row[2],
+                             topic=row[3], state=row[4]) for row in rows]
+    return _select_postgres(recorder, streams, until)
+
+
+def _select_postgres(recorder: ApplicationRecorder, streams: Sequence[UUID],
+                     until: int | None) -> list[Notification]:
+    from eventsourcing.postgres import PostgresApplicationRecorder
+    from psycopg.sql import SQL, Identifier
+
+    if not isinstance(recorder, PostgresApplicationRecorder):
+        raise TypeError(f"No positioned stream query for {type(recorder).__name__}")
+    statement = SQL(
+        "SELECT notification_id, originator_id, originator_version, topic, state "
+        "FROM {schema}.{table} WHERE originator_id = ANY(%s)").format(
+        schema=Identifier(recorder.datastore.schema),
+        table=Identifier(recorder.events_table_name))
+    params: list[Any] = [list(streams)]
+    if until is not None:
+        statement += SQL(" AND notification_id <= %s")
+        params.append(until)
+    statement += SQL(" ORDER BY notification_id")
+    with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
+        cursor.execute(statement, params, prepare=True)
+        rows = cursor.fetchall()
+    return [Notification(id=row["notification_id"], originator_id=row["originator_id"],
+                         originator_version=row["originator_version"], topic=row["topic"],
+                         state=bytes(row["state"])) for row in rows]
