@@ -23,8 +23,10 @@ from eventsourcing.persistence import (
     Notification,
     OperationalError,
     PersistenceError,
+    StoredEvent,
     Transcoder,
 )
+from eventsourcing.utils import resolve_topic
 
 from ledger.domain.errors import (
     ConcurrencyError,
@@ -38,7 +40,7 @@ from ledger.domain.metrics import MetricsLogged
 from ledger.domain.run import RunAggregate
 from ledger.domain.values import Actor
 from ledger.persistence.errors import store_errors
-from ledger.persistence.positions import select_stream_notifications
+from ledger.persistence.positions import StreamRow, select_stream_notifications
 from ledger.persistence.store import StoreConfig
 from ledger.persistence.transcoder import MsgpackTranscoder
 
@@ -298,7 +300,7 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
             return list(self.events.get(stream_id))
 
     def stream_notifications(self, streams: Sequence[UUID], *,
-                             until: int | None = None) -> Sequence[Notification]:
+                             until: int | None = None) -> list[StreamRow]:
         """Return the stored events of some streams with their log positions, in log order.
 
         Args:
@@ -306,8 +308,8 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
             until: only events at positions up to and including this one.
 
         Returns:
-            Notifications (``id`` is the position); read through the streams' primary key, so
-            this costs O(their events), not O(the log).
+            ``(position, stream, version, topic, state)`` rows; read through the streams'
+            primary key, so this costs O(their events), not O(the log).
 
         Raises:
             StoreError: the store failed.
@@ -326,6 +328,42 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         with store_errors(self._reading):
             return self.recorder.select_notifications(
                 start=after, limit=limit, topics=topics, inclusive_of_start=False)
+
+    def decode_rows(self, rows: Sequence[StreamRow]) -> list[Any]:
+        """Decode stored events given as :data:`StreamRow` rows into domain events, as the
+        mapper would (upcasting included), with one msgpack unpacker for all of them.
+
+        Returns:
+            The domain events, in the order of ``rows``.
+        """
+        mapper = self.mapper
+        if mapper.cipher is not None or mapper.compressor is not None or not isinstance(
+                mapper.transcoder, MsgpackTranscoder):
+            return [mapper.to_domain_event(StoredEvent(originator_id=row[1],
+                                                       originator_version=row[2],
+                                                       topic=row[3], state=row[4]))
+                    for row in rows]
+        unpacker = mapper.transcoder.unpacker()
+        classes: dict[str, Any] = {}
+        events: list[Any] = []
+        new, set_dict = object.__new__, object.__setattr__
+        for _position, stream, version, topic, data in rows:
+            cls = classes.get(topic)
+            if cls is None:
+                cls = classes[topic] = resolve_topic(topic)
+            unpacker.feed(data)
+            state = unpacker.unpack()
+            state["originator_id"] = stream
+            state["originator_version"] = version
+            class_version = getattr(cls, "class_version", 1)
+            from_version = state.pop("class_version", 1)
+            while from_version < class_version:
+                getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
+                from_version += 1
+            event = new(cls)
+            set_dict(event, "__dict__", state)
+            events.append(event)
+        return events
 
     def decode(self, notification: Notification) -> DomainEventProtocol[Any]:
         """Decode a stored event or notification into its domain event."""

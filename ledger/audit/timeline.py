@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import itertools
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -127,12 +127,17 @@ def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def _prefix(events: Iterable[tuple[Notification, Any]], when: When) -> list[tuple[Notification,
-                                                                                  Any]]:
+# One event of a stream with its log position.
+Positioned = tuple[int, Any]
+
+
+def _prefix(events: Sequence[Positioned], when: When) -> Sequence[Positioned]:
     """The events of ONE stream as of ``when`` (in order): up to the position, or up to the
     first event recorded after the time."""
     if isinstance(when, int):
-        return [pair for pair in events if pair[0].id <= when]
+        if not events or events[-1][0] <= when:
+            return events
+        return [pair for pair in events if pair[0] <= when]
     return list(itertools.takewhile(lambda pair: pair[1].timestamp <= when, events))
 
 
@@ -247,11 +252,26 @@ def _count_values(counts: dict[str, int], series: Sequence[list[Any]]) -> None:
         counts[name] = counts.get(name, 0) + added
 
 
-def _fold(events: Iterable[Any]) -> RunAggregate | None:
-    run: Any = None
-    for event in events:
-        run = event.mutate(run)
-    return run if isinstance(run, RunAggregate) else None
+def _fold(events: Sequence[Positioned]) -> RunAggregate | None:
+    """Fold a run stream's events (in version order) with the domain's own ``apply`` methods.
+
+    ``Created`` builds the aggregate with eventsourcing's ``mutate``; the others are applied
+    directly: the rows come from the stream's primary key in version order, so the checks
+    ``mutate`` makes per event (same stream, next version) hold by construction, and skipping
+    them halves the cost of a long run.
+    """
+    if not events:
+        return None
+    run: Any = events[0][1].mutate(None)
+    if not isinstance(run, RunAggregate):
+        return None
+    last = events[0][1]
+    for _position, event in itertools.islice(events, 1, None):
+        event.apply(run)
+        last = event
+    run.version = last.originator_version
+    run.modified_on = last.timestamp
+    return run
 
 
 # ---------------------------------------------------------------------- one run
@@ -355,19 +375,14 @@ class RunAsOf:
         return self._batches
 
 
-def _decoded(app: LedgerApplication, notifications: Iterable[Notification]) -> list[
-        tuple[Notification, Any]]:
-    decode = app.mapper.to_domain_event
-    return [(n, decode(n)) for n in notifications]
-
-
-def _split(notifications: Iterable[Notification], stream: UUID) -> tuple[
-        list[Notification], list[Notification]]:
-    mine: list[Notification] = []
-    others: list[Notification] = []
-    for n in notifications:
-        (mine if n.originator_id == stream else others).append(n)
-    return mine, others
+def _load(app: LedgerApplication, streams: Sequence[UUID],
+          until: int | None) -> dict[UUID, list[Positioned]]:
+    """The events of some streams, decoded, with their positions, by stream."""
+    rows = app.stream_notifications(streams, until=until)
+    by_stream: dict[UUID, list[Positioned]] = {stream: [] for stream in streams}
+    for row, event in zip(rows, app.decode_rows(rows), strict=True):
+        by_stream[row[1]].append((row[0], event))
+    return by_stream
 
 
 def run_as_of(app: LedgerApplication, run_id: str, when: Any) -> RunAsOf:
@@ -389,17 +404,15 @@ def run_as_of(app: LedgerApplication, run_id: str, when: Any) -> RunAsOf:
     when = check_when(when)
     if not isinstance(run_id, str):
         raise ValidationError(f"A run id must be a string, not {type(run_id).__name__}")
-    stream = run_stream_id(run_id)
-    until = when if isinstance(when, int) else None
-    found = app.stream_notifications([stream, metric_stream_id(run_id)], until=until)
-    run_notes, metric_notes = _split(found, stream)
-    run_events = _prefix(_decoded(app, run_notes), when)
-    metric_events = _prefix(_decoded(app, metric_notes), when)
-    run = _fold(event for _n, event in run_events)
+    stream, metrics = run_stream_id(run_id), metric_stream_id(run_id)
+    found = _load(app, [stream, metrics], when if isinstance(when, int) else None)
+    run_events = _prefix(found[stream], when)
+    metric_events = _prefix(found[metrics], when)
+    run = _fold(run_events)
     if run is None or run.run_id != run_id:
         raise RunNotFoundError(f"{run_id} (as of {describe_when(when)})")
-    position = max(n.id for n, _e in itertools.chain(run_events, metric_events))
-    batches = [event.series for _n, event in metric_events]
+    position = max(run_events[-1][0], metric_events[-1][0] if metric_events else 0)
+    batches = [event.series for _p, event in metric_events]
     return RunAsOf(run, when, position, lambda: batches)
 
 
@@ -527,17 +540,18 @@ def run_history(app: LedgerApplication, run_id: str, since: Any = None,
     """
     since = None if since is None else check_when(since, "since")
     until = None if until is None else check_when(until, "until")
-    stream = run_stream_id(run_id)
-    found = _decoded(app, app.stream_notifications([stream, metric_stream_id(run_id)]))
-    run_events = [pair for pair in found if pair[0].originator_id == stream]
-    metric_events = [pair for pair in found if pair[0].originator_id != stream]
+    stream, metrics = run_stream_id(run_id), metric_stream_id(run_id)
+    by_stream = _load(app, [stream, metrics], None)
+    run_events, metric_events = by_stream[stream], by_stream[metrics]
     if not run_events or getattr(run_events[0][1], "run_id", None) != run_id:
         raise RunNotFoundError(run_id)
+    found = sorted(run_events + metric_events, key=lambda pair: pair[0])
 
     def cut(when: When | None) -> set[int]:
         if when is None:
             return set()
-        return {n.id for n, _e in _prefix(run_events, when) + _prefix(metric_events, when)}
+        return {p for p, _e in itertools.chain(_prefix(run_events, when),
+                                               _prefix(metric_events, when))}
 
     excluded = cut(since)
     included = None if until is None else cut(until)
@@ -545,7 +559,7 @@ def run_history(app: LedgerApplication, run_id: str, since: Any = None,
     run: Any = None
     counts: dict[str, int] = {}
     before = RunState(exists=False)
-    for notification, event in found:
+    for position, event in found:
         if isinstance(event, MetricsLogged):
             _count_values(counts, event.series)
             stream_name = "metrics"
@@ -553,10 +567,9 @@ def run_history(app: LedgerApplication, run_id: str, since: Any = None,
             run = event.mutate(run)
             stream_name = "run"
         after = RunState.of(run, counts)
-        position = notification.id
         if position not in excluded and (included is None or position in included):
             entries.append(ChangeEntry(
-                position=position, stream=stream_name, version=notification.originator_version,
+                position=position, stream=stream_name, version=event.originator_version,
                 time=event.timestamp, actor=Actor.from_dict(getattr(event, "actor", {}) or {}),
                 kind=type(event).__name__, changes=state_changes(before, after),
                 reason=getattr(event, "reason", None)))
@@ -621,14 +634,10 @@ def find_runs_as_of(app: LedgerApplication, index: RunIndex, when: Any, *,
         for start in range(0, len(candidates), LIST_CHUNK):
             chunk = candidates[start:start + LIST_CHUNK]
             streams = [run_stream_id(run_id) for run_id, _seq, _number in chunk]
-            found = app.stream_notifications(streams, until=when if isinstance(when, int)
-                                             else None)
-            by_stream: dict[UUID | str, list[Notification]] = {}
-            for notification in found:
-                by_stream.setdefault(notification.originator_id, []).append(notification)
+            by_stream = _load(app, streams, when if isinstance(when, int) else None)
             for (run_id, _seq, number), stream in zip(chunk, streams, strict=True):
-                events = _prefix(_decoded(app, by_stream.get(stream, [])), when)
-                run = _fold(event for _n, event in events)
+                events = _prefix(by_stream[stream], when)
+                run = _fold(events)
                 if run is None or run.run_id != run_id:
                     continue
                 if (not include_archived and run.archived) or (
@@ -636,7 +645,7 @@ def find_runs_as_of(app: LedgerApplication, index: RunIndex, when: Any, *,
                         _matches(run.tags, tag_filters)
                         and _matches(run.properties, property_filters)):
                     continue
-                yield RunAsOf(run, when, events[-1][0].id, _metric_loader(app, run_id, when),
+                yield RunAsOf(run, when, events[-1][0], _metric_loader(app, run_id, when),
                               number=number)
                 produced += 1
                 if limit is not None and produced >= limit:
@@ -648,9 +657,9 @@ def find_runs_as_of(app: LedgerApplication, index: RunIndex, when: Any, *,
 def _metric_loader(app: LedgerApplication, run_id: str,
                    when: When) -> Callable[[], list[list[list[Any]]]]:
     def load() -> list[list[list[Any]]]:
-        found = app.stream_notifications([metric_stream_id(run_id)],
-                                         until=when if isinstance(when, int) else None)
-        return [event.series for _n, event in _prefix(_decoded(app, found), when)]
+        stream = metric_stream_id(run_id)
+        found = _load(app, [stream], when if isinstance(when, int) else None)[stream]
+        return [event.series for _p, event in _prefix(found, when)]
 
     return load
 
