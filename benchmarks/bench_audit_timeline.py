@@ -143,8 +143,8 @@ def moments(app: LedgerApplication, run_id: str, repeats: int,
     from ledger.domain.ids import metric_stream_id
 
     found = app.stream_notifications([run_stream_id(run_id), metric_stream_id(run_id)])
-    positions = [n.id for n in found]
-    times = [app.decode(n).timestamp for n in found]  # type: ignore[attr-defined]
+    positions = [row[0] for row in found]
+    times = [event.timestamp for event in app.decode_rows(found)]
     return ([rng.choice(positions) for _ in range(repeats)],
             [rng.choice(times) for _ in range(repeats)], len(found))
 

@@ -405,12 +405,22 @@ def run_as_of(app: LedgerApplication, run_id: str, when: Any) -> RunAsOf:
     if not isinstance(run_id, str):
         raise ValidationError(f"A run id must be a string, not {type(run_id).__name__}")
     stream, metrics = run_stream_id(run_id), metric_stream_id(run_id)
-    found = _load(app, [stream, metrics], when if isinstance(when, int) else None)
-    run_events = _prefix(found[stream], when)
-    metric_events = _prefix(found[metrics], when)
+    rows = app.stream_notifications([stream, metrics],
+                                    until=when if isinstance(when, int) else None)
+    run_rows = [row for row in rows if row[1] == stream]
+    metric_rows = [row for row in rows if row[1] != stream]
+    run_events = _prefix(list(zip([row[0] for row in run_rows], app.decode_rows(run_rows),
+                                  strict=True)), when)
     run = _fold(run_events)
     if run is None or run.run_id != run_id:
         raise RunNotFoundError(f"{run_id} (as of {describe_when(when)})")
+    if isinstance(when, int):
+        # The rows are already cut at the position: decode the metric batches only if asked.
+        position = max(run_events[-1][0], metric_rows[-1][0] if metric_rows else 0)
+        return RunAsOf(run, when, position,
+                       lambda: [event.series for event in app.decode_rows(metric_rows)])
+    metric_events = _prefix(list(zip([row[0] for row in metric_rows],
+                                     app.decode_rows(metric_rows), strict=True)), when)
     position = max(run_events[-1][0], metric_events[-1][0] if metric_events else 0)
     batches = [event.series for _p, event in metric_events]
     return RunAsOf(run, when, position, lambda: batches)
