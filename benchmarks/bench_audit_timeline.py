@@ -14,7 +14,8 @@ its end), so its events are scattered over the whole log. A *small* run of 10 ev
 the same way. A second ledger holds the audited run's 1,000 events alone.
 
 Measured (median and p95 of ``--repeats`` calls each, at moments drawn at random over the run's
-life): ``ledger.audit.timeline.run_as_of`` of the audited run by position and by time, then
+life): ``ledger.audit.timeline.run_as_of`` of the audited run by position and by time; as of
+its last event (all 1,000 events folded: the figure the target is about), alone and then with
 ``get_details()`` and ``get_metrics()`` of the view; the same for the small run; the same for the
 audited run in the ledger that holds nothing else. The target (issue 11): one run of 1,000 events
 as of a moment in <= 5 ms. The ratio "big ledger / alone" shows that the cost does not follow the
@@ -174,6 +175,8 @@ def measure(app: LedgerApplication, run_id: str, repeats: int,
         "events": count,
         "as_of_position": timed([lambda p=p: run_as_of(app, run_id, p) for p in positions]),
         "as_of_time": timed([lambda t=t: run_as_of(app, run_id, t) for t in times]),
+        # The whole run: every one of its events folded (the figure the target is about).
+        "as_of_end": timed([lambda: run_as_of(app, run_id, last)] * repeats),
         "as_of_end_with_details_and_metrics": timed(
             [lambda: (lambda v: (v.get_details(), v.get_metrics()))(
                 run_as_of(app, run_id, last))] * repeats),
@@ -208,11 +211,11 @@ def main() -> None:
                 "audited_run_alone": measure(alone, alone_run, args.repeats, rng),
                 "target_ms": TARGET_MS,
             }
-            alone_p50 = result["audited_run_alone"]["as_of_position"]["p50_ms"]
-            result["ratio_big_ledger_vs_alone_p50"] = round(
-                big["as_of_position"]["p50_ms"] / alone_p50, 2)
-            result["meets_target_wall_p50"] = big["as_of_position"]["p50_ms"] <= TARGET_MS
-            result["meets_target_cpu_p50"] = big["as_of_position"]["cpu_p50_ms"] <= TARGET_MS
+            by_itself = result["audited_run_alone"]["as_of_end"]
+            result["ratio_big_ledger_vs_alone_cpu_p50"] = round(
+                big["as_of_end"]["cpu_p50_ms"] / by_itself["cpu_p50_ms"], 2)
+            result["meets_target_wall_p50"] = big["as_of_end"]["p50_ms"] <= TARGET_MS
+            result["meets_target_cpu_p50"] = big["as_of_end"]["cpu_p50_ms"] <= TARGET_MS
             result["load_average_1min"] = round(os.getloadavg()[0], 1)
             result["cpus"] = os.cpu_count()
         finally:

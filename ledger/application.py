@@ -344,25 +344,29 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
                                                        topic=row[3], state=row[4]))
                     for row in rows]
         unpacker = mapper.transcoder.unpacker()
-        classes: dict[str, Any] = {}
+        feed, unpack = unpacker.feed, unpacker.unpack
+        classes: dict[str, tuple[Any, int]] = {}
         events: list[Any] = []
+        append = events.append
         new, set_dict = object.__new__, object.__setattr__
         for _position, stream, version, topic, data in rows:
-            cls = classes.get(topic)
-            if cls is None:
-                cls = classes[topic] = resolve_topic(topic)
-            unpacker.feed(data)
-            state = unpacker.unpack()
+            known = classes.get(topic)
+            if known is None:
+                cls = resolve_topic(topic)
+                known = classes[topic] = (cls, getattr(cls, "class_version", 1))
+            cls, class_version = known
+            feed(data)
+            state = unpack()
             state["originator_id"] = stream
             state["originator_version"] = version
-            class_version = getattr(cls, "class_version", 1)
-            from_version = state.pop("class_version", 1)
-            while from_version < class_version:
-                getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
-                from_version += 1
+            if class_version != 1 or "class_version" in state:
+                from_version = state.pop("class_version", 1)
+                while from_version < class_version:
+                    getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
+                    from_version += 1
             event = new(cls)
             set_dict(event, "__dict__", state)
-            events.append(event)
+            append(event)
         return events
 
     def decode(self, notification: Notification) -> DomainEventProtocol[Any]:

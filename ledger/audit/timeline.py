@@ -407,8 +407,12 @@ def run_as_of(app: LedgerApplication, run_id: str, when: Any) -> RunAsOf:
     stream, metrics = run_stream_id(run_id), metric_stream_id(run_id)
     rows = app.stream_notifications([stream, metrics],
                                     until=when if isinstance(when, int) else None)
-    run_rows = [row for row in rows if row[1] == stream]
-    metric_rows = [row for row in rows if row[1] != stream]
+    # Compared by value: the rows' UUIDs are not always these objects (PostgreSQL makes new
+    # ones), and UUID.__eq__ is a Python call per row, so compare the ints once each.
+    wanted = stream.int
+    run_rows = [row for row in rows if row[1].int == wanted]
+    metric_rows = [row for row in rows if row[1].int != wanted] if len(run_rows) < len(
+        rows) else []
     run_events = _prefix(list(zip([row[0] for row in run_rows], app.decode_rows(run_rows),
                                   strict=True)), when)
     run = _fold(run_events)
