@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import Invoke, stdout_json
 
 from ledger import Experiment, Run, Workspace
+from tests.cli.conftest import Invoke, stdout_json
 
 
 @pytest.fixture
