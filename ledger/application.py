@@ -21,8 +21,10 @@ from eventsourcing.persistence import (
     IntegrityError,
     Notification,
     PersistenceError,
+    StoredEvent,
     Transcoder,
 )
+from eventsourcing.utils import resolve_topic
 
 from ledger.domain.errors import (
     ConcurrencyError,
@@ -39,6 +41,7 @@ from ledger.domain.values import Actor
 from ledger.persistence.blobs import BlobStore, FsspecBlobStore, SQLBlobStore
 from ledger.persistence.errors import store_errors
 from ledger.persistence.heartbeats import HeartbeatStore
+from ledger.persistence.positions import StreamRow, select_stream_notifications
 from ledger.persistence.retry import RETRY, is_transient
 from ledger.persistence.store import POSTGRES_INSTALL_HINT, StoreConfig
 from ledger.persistence.transcoder import MsgpackTranscoder
@@ -344,6 +347,24 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         with store_errors(self._reading):
             return list(self.events.get(stream_id))
 
+    def stream_notifications(self, streams: Sequence[UUID], *,
+                             until: int | None = None) -> list[StreamRow]:
+        """Return the stored events of some streams with their log positions, in log order.
+
+        Args:
+            streams: stream UUIDs (a run's stream, its metric stream...).
+            until: only events at positions up to and including this one.
+
+        Returns:
+            ``(position, stream, version, topic, state)`` rows; read through the streams'
+            primary key, so this costs O(their events), not O(the log).
+
+        Raises:
+            StoreError: the store failed.
+        """
+        with store_errors(self._reading):
+            return select_stream_notifications(self.recorder, streams, until=until)
+
     def max_position(self) -> int:
         """Return the notification id of the newest event in the ledger (0 when empty)."""
         with store_errors(self._reading):
@@ -355,6 +376,46 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         with store_errors(self._reading):
             return self.recorder.select_notifications(
                 start=after, limit=limit, topics=topics, inclusive_of_start=False)
+
+    def decode_rows(self, rows: Sequence[StreamRow]) -> list[Any]:
+        """Decode stored events given as :data:`StreamRow` rows into domain events, as the
+        mapper would (upcasting included), with one msgpack unpacker for all of them.
+
+        Returns:
+            The domain events, in the order of ``rows``.
+        """
+        mapper = self.mapper
+        if mapper.cipher is not None or mapper.compressor is not None or not isinstance(
+                mapper.transcoder, MsgpackTranscoder):
+            return [mapper.to_domain_event(StoredEvent(originator_id=row[1],
+                                                       originator_version=row[2],
+                                                       topic=row[3], state=row[4]))
+                    for row in rows]
+        unpacker = mapper.transcoder.unpacker()
+        feed, unpack = unpacker.feed, unpacker.unpack
+        classes: dict[str, tuple[Any, int]] = {}
+        events: list[Any] = []
+        append = events.append
+        new, set_dict = object.__new__, object.__setattr__
+        for _position, stream, version, topic, data in rows:
+            known = classes.get(topic)
+            if known is None:
+                cls = resolve_topic(topic)
+                known = classes[topic] = (cls, getattr(cls, "class_version", 1))
+            cls, class_version = known
+            feed(data)
+            state = unpack()
+            state["originator_id"] = stream
+            state["originator_version"] = version
+            if class_version != 1 or "class_version" in state:
+                from_version = state.pop("class_version", 1)
+                while from_version < class_version:
+                    getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
+                    from_version += 1
+            event = new(cls)
+            set_dict(event, "__dict__", state)
+            append(event)
+        return events
 
     def decode(self, notification: Notification) -> DomainEventProtocol[Any]:
         """Decode a stored event or notification into its domain event."""

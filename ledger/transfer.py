@@ -52,7 +52,7 @@ from uuid import UUID
 
 import attrs
 import msgpack
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 
 from ledger.domain.errors import BlobError, LedgerError, StoreError
 from ledger.persistence.errors import store_errors
@@ -128,7 +128,8 @@ def _unpack_id(value: Any) -> UUID | str:
 
 # ---------------------------------------------------------------------- export
 def export_ledger(app: LedgerApplication, file: FileArg,
-                  progress: Progress | None = None) -> ExportSummary:
+                  progress: Progress | None = None, *, until: int | None = None,
+                  keep: Callable[[Notification], bool] | None = None) -> ExportSummary:
     """Write the whole event log of ``app`` to ``file`` as a msgpack stream.
 
     Events appended while the export runs are left out: the export is the log up to its last
@@ -139,6 +140,9 @@ def export_ledger(app: LedgerApplication, file: FileArg,
         app: the ledger to export.
         file: a path, or a binary file object open for writing.
         progress: called with (position reached, last position) after each page.
+        until: stop at this position (the log as it stood after that event; ``audit replay``).
+        keep: called with each event in log order; only those it returns true for are
+            written (``audit replay`` to a time keeps each stream's events up to it).
 
     Returns:
         What was written.
@@ -152,7 +156,7 @@ def export_ledger(app: LedgerApplication, file: FileArg,
         partial = path.with_name(path.name + ".partial")
         try:
             with open(partial, "wb") as handle:
-                summary = export_ledger(app, handle, progress)
+                summary = export_ledger(app, handle, progress, until=until, keep=keep)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(partial, path)
@@ -162,6 +166,8 @@ def export_ledger(app: LedgerApplication, file: FileArg,
         return summary
     packer = msgpack.Packer(use_bin_type=True)
     last = app.max_position()
+    if until is not None:
+        last = min(last, until)
     source = app.store.display_url
     file.write(packer.pack({
         "format": FORMAT, "version": FORMAT_VERSION, "source": source,
@@ -180,9 +186,11 @@ def export_ledger(app: LedgerApplication, file: FileArg,
         if not page:
             break
         for n in page:
+            if keep is not None and not keep(n):
+                continue
             file.write(packer.pack([n.id, _pack_id(n.originator_id), n.originator_version,
                                     n.topic, n.state]))
-        count += len(page)
+            count += 1
         position = page[-1].id
         if progress is not None:
             progress(position, last)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from ledger.application import LedgerApplication
@@ -26,7 +27,7 @@ from ledger.domain.ids import run_stream_id
 from ledger.persistence.errors import store_errors
 from projections.dialect import DbCursor
 from projections.metrics import decode_last
-from projections.projection import Projection, from_micros, micros_to_datetime
+from projections.projection import Projection, from_micros, micros_to_datetime, to_micros
 from projections.projector import Projector
 from projections.read_models import ExperimentRow, MetricSummaryRow, RunRow
 from projections.registry import PROJECTIONS
@@ -43,7 +44,7 @@ PROBE_LIMIT = 1000
 _RUN_SELECT = (
     "r.run_id, r.experiment, r.parent_run_id, r.root_run_id, r.status, r.run_type, r.target, "
     "r.name, r.display_name, r.description, r.number, r.created_at, r.started_at, r.ended_at, "
-    "r.created_by, r.error_code, r.error_message, r.seq"
+    "r.created_by, r.error_code, r.error_message, r.archived, r.seq"
 )
 _DESCENDANTS = (
     "WITH RECURSIVE d(run_id, seq) AS ("
@@ -223,7 +224,8 @@ class RunIndex:
                   parent_run_id: str | None = None, recursive: bool = False,
                   run_type: str | None = None, tags: str | Mapping[str, Any] | None = None,
                   properties: str | Mapping[str, Any] | None = None, status: str | None = None,
-                  include_children: bool = False, limit: int | None = None) -> Iterator[RunRow]:
+                  include_children: bool = False, limit: int | None = None,
+                  include_archived: bool = False) -> Iterator[RunRow]:
         """Find runs, newest first (descending creation order in the log).
 
         Arguments are validated when this is called; rows are read a page at a time as the
@@ -242,6 +244,7 @@ class RunIndex:
             include_children: with ``experiment_name`` and no parent, include child runs (by
                 default only top-level runs).
             limit: at most this many runs.
+            include_archived: also archived runs (by default they are left out).
 
         Returns:
             A generator of runs, with properties and tags.
@@ -259,11 +262,12 @@ class RunIndex:
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
             raise ValidationError(f"limit must be an int, not {type(limit).__name__}")
         return self._find_runs(experiment_name, parent_run_id, recursive, run_type, filters,
-                               status, include_children, limit)
+                               status, include_children, limit, bool(include_archived))
 
     def _find_runs(self, experiment: str | None, parent: str | None, recursive: bool,
                    run_type: str | None, filters: list[_Filter], status: str | None,
-                   include_children: bool, limit: int | None) -> Iterator[RunRow]:
+                   include_children: bool, limit: int | None,
+                   include_archived: bool) -> Iterator[RunRow]:
         if limit is not None and limit <= 0:
             return
         remaining = limit
@@ -279,6 +283,8 @@ class RunIndex:
         if run_type is not None:
             conditions.append("r.run_type = ?")
             params.append(run_type)
+        if not include_archived:
+            conditions.append("r.archived = 0")
 
         if parent is not None and recursive:
             for_page = self._pages_of_descendants(parent, filters, conditions, params)
@@ -429,6 +435,74 @@ class RunIndex:
         assert best is not None
         return best[2]
 
+    def created_runs(self, *, experiment_name: str | None = None,
+                     parent_run_id: str | None = None, recursive: bool = False,
+                     run_type: str | None = None, include_children: bool = False,
+                     until_position: int | None = None,
+                     until_created: datetime | None = None) -> list[tuple[str, int, int]]:
+        """Return the runs a query selects by what never changes after creation (experiment,
+        parent, type), created up to a position or a time, newest first.
+
+        A query as of a moment (``ledger.audit.timeline``) starts from these candidates and
+        folds each one's own events up to the moment for the rest (status, tags, properties,
+        archived). The selection rules are :meth:`find_runs`'s.
+
+        Args:
+            experiment_name: only runs of this experiment.
+            parent_run_id: only children of this run (``recursive``: every descendant).
+            recursive: with ``parent_run_id``, descendants at any depth.
+            run_type: only runs of this type.
+            include_children: with ``experiment_name`` and no parent, child runs too.
+            until_position: only runs whose creation is at this log position or before.
+            until_created: only runs whose creation was recorded at this time or before.
+
+        Returns:
+            ``(run_id, creation position, number)`` per run, newest first.
+
+        Raises:
+            StoreError: the store failed.
+        """
+        conditions: list[str] = []
+        params: list[Any] = []
+        if parent_run_id is not None and recursive:
+            seqs = [seq for _run_id, seq in self._descendants(parent_run_id)]
+            if not seqs:
+                return []
+        else:
+            seqs = []
+            if parent_run_id is not None:
+                conditions.append("parent_run_id = ?")
+                params.append(parent_run_id)
+            elif experiment_name is not None and not include_children:
+                conditions.append("parent_run_id IS NULL")
+        if experiment_name is not None:
+            conditions.append("experiment = ?")
+            params.append(experiment_name)
+        if run_type is not None:
+            conditions.append("run_type = ?")
+            params.append(run_type)
+        if until_position is not None:
+            conditions.append("seq <= ?")
+            params.append(until_position)
+        if until_created is not None:
+            conditions.append("created_at <= ?")
+            params.append(to_micros(until_created))
+        found: list[tuple[str, int, int]] = []
+        sql = self._dialect.sql
+        chunks = [seqs[i:i + QUERY_PAGE] for i in range(0, len(seqs), QUERY_PAGE)] or [[]]
+        with store_errors("Querying runs"), self._read() as cursor:
+            for chunk in chunks:
+                where = list(conditions)
+                if chunk:
+                    where.insert(0, f"seq IN ({', '.join('?' * len(chunk))})")
+                text = "SELECT run_id, seq, number FROM {p}rl_runs"
+                if where:
+                    text += " WHERE " + " AND ".join(where)
+                cursor.execute(sql(text), [*chunk, *params])
+                found += [(row[0], int(row[1]), int(row[2])) for row in cursor.fetchall()]
+        found.sort(key=lambda r: r[1], reverse=True)
+        return found
+
     def descendant_ids(self, run_id: str) -> list[str]:
         """Return the ids of every descendant of a run (children, their children...), newest
         first, the run itself excluded.
@@ -534,5 +608,6 @@ class RunIndex:
         when, created = from_micros, micros_to_datetime
         return [RunRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
                        row[9], row[10], created(row[11]), when(row[12]), when(row[13]), row[14],
-                       row[15], row[16], properties.get(row[17], {}), tags.get(row[17], {}))
+                       row[15], row[16], properties.get(row[18], {}), tags.get(row[18], {}),
+                       bool(row[17]))
                 for row in rows]

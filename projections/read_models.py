@@ -19,6 +19,7 @@ class RunRow:
     ``number`` is the run's 1-based position among its experiment's runs, in the order their
     creation was recorded in the log (so a rebuild gives every run the same number).
     ``properties`` and ``tags`` are complete copies (a tag without a value maps to ``None``).
+    ``archived`` is true while the run is archived (queries skip it unless asked not to).
     """
 
     run_id: str
@@ -40,6 +41,7 @@ class RunRow:
     error_message: str | None
     properties: dict[str, str | None] = attrs.field(factory=dict)
     tags: dict[str, str | None] = attrs.field(factory=dict)
+    archived: bool = False
 
 
 @attrs.frozen

@@ -5,8 +5,9 @@ property row carries its run's creation position and experiment (so that a tag q
 range in creation order). Tables:
 
 - ``rl_runs``: one row per run, keyed by ``seq``, the notification id of the run's ``Created``
-  event (so ``ORDER BY seq DESC`` is newest first). ``stream_id`` (the UUID bytes of the run's event
-  stream) finds a run from its later events and from its id.
+  event (so ``ORDER BY seq DESC`` is newest first); ``archived`` is 1 while the run is archived.
+  ``stream_id`` (the UUID bytes of the run's event stream) finds a run from its later events and
+  from its id.
 - ``rl_tags``, ``rl_properties``: ``(seq, key, value, experiment)``; ``value`` is ``NULL`` for a
   tag without a value.
 - ``rl_experiments``: name, creation, run count (top-level runs and children).
@@ -35,19 +36,23 @@ TAGS_SET = RUN.TagsSet.TOPIC
 TAGS_REMOVED = RUN.TagsRemoved.TOPIC
 DISPLAY_NAME_CHANGED = RUN.DisplayNameChanged.TOPIC
 DESCRIPTION_CHANGED = RUN.DescriptionChanged.TOPIC
+PROPERTY_CORRECTED = RUN.PropertyCorrected.TOPIC
+ARCHIVED = RUN.Archived.TOPIC
+RESTORED = RUN.Restored.TOPIC
 EXPERIMENT_CREATED = ExperimentAggregate.Created.TOPIC
 
 # The columns of rl_runs, in the order rows are held in memory while a page is folded.
 RUN_COLUMNS = (
     "seq", "stream_id", "run_id", "experiment", "parent_run_id", "root_run_id", "status",
     "run_type", "target", "name", "display_name", "description", "number", "created_at",
-    "started_at", "ended_at", "created_by", "error_code", "error_message",
+    "started_at", "ended_at", "created_by", "error_code", "error_message", "archived",
 )
 (SEQ, STREAM, RUN_ID, EXPERIMENT, PARENT, ROOT, STATUS, TYPE, TARGET, NAME, DISPLAY_NAME,
  DESCRIPTION, NUMBER, CREATED_AT, STARTED_AT, ENDED_AT, CREATED_BY, ERROR_CODE,
- ERROR_MESSAGE) = range(len(RUN_COLUMNS))
+ ERROR_MESSAGE, ARCHIVED_FLAG) = range(len(RUN_COLUMNS))
 # The columns an event after Created may change.
-MUTABLE = (STATUS, DISPLAY_NAME, DESCRIPTION, STARTED_AT, ENDED_AT, ERROR_CODE, ERROR_MESSAGE)
+MUTABLE = (STATUS, DISPLAY_NAME, DESCRIPTION, STARTED_AT, ENDED_AT, ERROR_CODE, ERROR_MESSAGE,
+           ARCHIVED_FLAG)
 
 # How many parameters go into one IN (...) list.
 CHUNK = 500
@@ -109,6 +114,9 @@ def _apply_run_event(row: list[Any], topic: str, event: Any,
         for key, value in event.properties.items():
             properties[row[SEQ], key] = (value, row[EXPERIMENT])
         return False
+    if topic == PROPERTY_CORRECTED:
+        pairs["properties"][row[SEQ], event.key] = (event.new, row[EXPERIMENT])
+        return False
     if topic == TAGS_REMOVED:
         tags = pairs["tags"]
         for key in event.keys:
@@ -135,6 +143,10 @@ def _apply_run_event(row: list[Any], topic: str, event: Any,
         row[DISPLAY_NAME] = event.display_name
     elif topic == DESCRIPTION_CHANGED:
         row[DESCRIPTION] = event.description
+    elif topic == ARCHIVED:
+        row[ARCHIVED_FLAG] = 1
+    elif topic == RESTORED:
+        row[ARCHIVED_FLAG] = 0
     else:
         return False
     return True
@@ -156,11 +168,12 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
 class RunProjection(Projection):
     """Projects run, property, tag and experiment events into the run index tables."""
 
-    name = "runledger.runs.v1"
+    # v2: rl_runs.archived, and property corrections (a v1 index back-fills into v2 tables).
+    name = "runledger.runs.v2"
     topics = frozenset({
         CREATED, STATUS_CHANGED, COMPLETED, FAILED, CANCEL_REQUESTED, CANCELED,
         PROPERTIES_ADDED, TAGS_SET, TAGS_REMOVED, DISPLAY_NAME_CHANGED, DESCRIPTION_CHANGED,
-        EXPERIMENT_CREATED,
+        PROPERTY_CORRECTED, ARCHIVED, RESTORED, EXPERIMENT_CREATED,
     })
     tables = {
         "rl_runs": (
@@ -171,7 +184,7 @@ class RunProjection(Projection):
             "name {text} NOT NULL, display_name {text}, description {text}, "
             "number {bigint} NOT NULL, created_at {bigint} NOT NULL, started_at {bigint}, "
             "ended_at {bigint}, created_by {text} NOT NULL, error_code {text}, "
-            "error_message {text})"
+            "error_message {text}, archived {bigint} NOT NULL)"
         ),
         "rl_tags": _pair_table("tags"),
         "rl_properties": _pair_table("properties"),
@@ -237,7 +250,7 @@ class RunProjection(Projection):
                     position, stream.bytes, event.run_id, name, event.parent_run_id,
                     event.root_run_id, NOT_STARTED, event.run_type, event.target, event.name,
                     event.display_name, event.description, experiment[2], timestamp, None, None,
-                    user, None, None,
+                    user, None, None, 0,
                 ]
                 runs[stream.int] = row
                 created.append(row)

@@ -137,7 +137,7 @@ def _newest_first_key(details: Mapping[str, Any]) -> datetime:
 def list_runs(workspace: Workspace, *, experiment_name: str | None,
               parent_run_id: str | None, include_children: bool, status: str | None,
               tags: list[tuple[str, str | None]], properties: list[tuple[str, str | None]],
-              last: int | None) -> list[dict[str, Any]]:
+              last: int | None, include_archived: bool = False) -> list[dict[str, Any]]:
     """The details of the runs ``run list`` selects, newest first (latest created first; the
     runs of several experiments are merged by creation time).
 
@@ -152,15 +152,17 @@ def list_runs(workspace: Workspace, *, experiment_name: str | None,
     if parent_run_id is not None:
         parent = get_run(workspace, parent_run_id, experiment_name)
         runs = parent.get_children(recursive=include_children, tags=tag_filter,
-                                   properties=property_filter, status=status)
+                                   properties=property_filter, status=status,
+                                   include_archived=include_archived)
     elif experiment_name is not None:
         experiment = existing_experiment(workspace, experiment_name)
         runs = Run.list(experiment, tags=tag_filter, properties=property_filter, status=status,
-                        include_children=include_children)
+                        include_children=include_children, include_archived=include_archived)
     else:
         per_experiment = [
             (listed_details(r) for r in Run.list(e, tags=tag_filter, properties=property_filter,
-                                                 status=status, include_children=include_children))
+                                                 status=status, include_children=include_children,
+                                                 include_archived=include_archived))
             for e in Experiment.list(workspace)]
         details: Iterator[dict[str, Any]] = heapq.merge(*per_experiment, key=_newest_first_key,
                                                         reverse=True)

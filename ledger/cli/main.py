@@ -81,6 +81,22 @@ EXPERIMENT_COMMANDS: dict[str, LazyEntry] = {
     "list": ("ledger.cli.experiments:list_experiments",
              "List the experiments, by name, with their ids, creation and run counts."),
 }
+AUDIT_COMMANDS: dict[str, LazyEntry] = {
+    "as-of": ("ledger.cli.audit_history:audit_as_of",
+              "Show a run exactly as it was at a moment (the keys of `run show`, plus asOf, "
+              "asOfPosition and archived)."),
+    "diff": ("ledger.cli.audit_history:audit_diff",
+             "Show what changed in a run between two moments: status, display name, "
+             "description, archived, and properties, tags and metric counts, each old -> new."),
+    "history": ("ledger.cli.audit_history:audit_history",
+                "Show every recorded change of a run in log order: position, time, actor, what "
+                "(tags, properties, status... old -> new), and the reason of corrections and "
+                "archiving."),
+    "replay": ("ledger.cli.audit_history:audit_replay",
+               "Write a ledger as the source stood at a moment: its events up to then, "
+               "unchanged, into an empty store (every run's state in the copy equals the "
+               "source's as of T)."),
+}
 PROJECTIONS_COMMANDS: dict[str, LazyEntry] = {
     "rebuild": ("ledger.cli.maintenance:rebuild_projections",
                 "Drop the query index (the read models) and rebuild it from the event log."),
@@ -133,6 +149,13 @@ def run_group() -> None:
            lazy_commands=EXPERIMENT_COMMANDS)
 def experiment_group() -> None:
     """List experiments."""
+
+
+@cli.group("audit", cls=LazyGroup, context_settings=CONTEXT_SETTINGS,
+           lazy_commands=AUDIT_COMMANDS)
+def audit_group() -> None:
+    """Audit the ledger: any run as it was at any moment, every change, and proofs that the
+    log was not altered."""
 
 
 @cli.group("projections", cls=LazyGroup, context_settings=CONTEXT_SETTINGS,

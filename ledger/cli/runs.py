@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import click
 
+from ledger.audit.timeline import When
 from ledger.cli import access
+from ledger.cli.audit_history import Moment, list_runs_as_of
 from ledger.cli.options import (
     KeyValue,
     common_options,
@@ -47,12 +50,17 @@ def show_result(data: Any) -> None:
                    "children with --parent-run-id).")
 @click.option("--minimal", is_flag=True,
               help="Give each run's id, experiment, number, status, parent and times only.")
+@click.option("--include-archived", is_flag=True, help="Also list archived runs.")
+@click.option("--as-of", "as_of", type=Moment(), metavar="T",
+              help="Answer as the ledger would have at T (an integer log position, or an "
+                   "ISO-8601 time with a zone), each run as it was then.")
 @click.argument("query_argument", metavar="[QUERY]", required=False)
 @common_options
 def list_runs(experiment_name: str | None, parent_run_id: str | None, last: int,
               status: str | None, tags: tuple[tuple[str, str | None], ...],
               properties: tuple[tuple[str, str | None], ...], include_children: bool,
-              minimal: bool, query_argument: str | None) -> None:
+              minimal: bool, include_archived: bool, as_of: When | None,
+              query_argument: str | None) -> None:
     """List runs, newest first, as run details (the keys of `run show`).
 
     QUERY is a JMESPath expression, as with --query (the seed document writes it without
@@ -68,10 +76,11 @@ def list_runs(experiment_name: str | None, parent_run_id: str | None, last: int,
     workspace = access.open_workspace()
     canonical_status = next((s for s in STATUSES if status and s.lower() == status.lower()),
                             None)
-    runs = access.list_runs(workspace, experiment_name=experiment_name,
-                            parent_run_id=parent_run_id, include_children=include_children,
-                            status=canonical_status, tags=list(tags),
-                            properties=list(properties), last=last or None)
+    lister = access.list_runs if as_of is None else partial(list_runs_as_of, when=as_of)
+    runs = lister(workspace, experiment_name=experiment_name,
+                  parent_run_id=parent_run_id, include_children=include_children,
+                  status=canonical_status, tags=list(tags), properties=list(properties),
+                  last=last or None, include_archived=include_archived)
     show_result([access.minimal(r) for r in runs] if minimal else runs)
 
 

@@ -59,7 +59,8 @@ class RunFinishedError(LedgerError):
 class PropertyImmutableError(LedgerError):
     """A property already recorded on a run was given a different value.
 
-    Properties are a permanent record: once set, a key keeps its first value.
+    Properties are a permanent record: once set, a key keeps its value; the governed way to
+    change one is ``run.correct_property(key, value, reason)``, which records the correction.
     """
 
     def __init__(self, run_id: str, key: str, recorded: Any, attempted: Any) -> None:
@@ -69,8 +70,20 @@ class PropertyImmutableError(LedgerError):
         self.attempted = attempted
         super().__init__(
             f"Property {key!r} of run {run_id!r} is immutable: it is recorded as {recorded!r}, "
-            f"cannot set it to {attempted!r}"
+            f"cannot set it to {attempted!r} (to correct it, use "
+            f"run.correct_property(key, value, reason): the correction is recorded)"
         )
+
+
+class PropertyNotFoundError(LedgerError, LookupError):
+    """A correction named a property the run does not have."""
+
+    def __init__(self, run_id: str, key: str) -> None:
+        self.run_id = run_id
+        self.key = key
+        super().__init__(
+            f"Run {run_id!r} has no property {key!r} to correct (add it with "
+            "add_properties)")
 
 
 class ConcurrencyError(LedgerError):

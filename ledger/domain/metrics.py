@@ -7,6 +7,7 @@ processes. Each event holds a batch of series, one per metric name and kind, in 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from eventsourcing.domain import DomainEvent
@@ -35,3 +36,50 @@ class MetricsLogged(DomainEvent):
 
 
 register_topic(MetricsLogged.TOPIC, MetricsLogged)
+
+
+def shape_metrics(batches: Iterable[list[list[Any]]], name: str | None = None) -> dict[str, Any]:
+    """Fold stored metric series into the seed SDK's ``get_metrics()`` shapes.
+
+    A scalar logged once is the value, several times a list in log order; ``log_list`` gives a
+    list; ``log_row`` once gives ``{col: value}``, several times ``{col: [values]}``;
+    ``log_table`` gives ``{col: [values]}`` (several tables are concatenated).
+
+    Args:
+        batches: the ``series`` of each ``MetricsLogged`` event, in log order.
+        name: only this metric.
+    """
+    scalars: dict[str, list[Any]] = {}
+    kinds: dict[str, str] = {}
+    rows: dict[str, list[Mapping[str, Any]]] = {}
+    for series_list in batches:
+        for metric_name, kind, _description, values, _steps, _times in series_list:
+            if name is not None and metric_name != name:
+                continue
+            kinds.setdefault(metric_name, kind)
+            if kind in (SCALAR, LIST):
+                scalars.setdefault(metric_name, []).extend(values)
+            else:
+                rows.setdefault(metric_name, []).extend(values)
+    result: dict[str, Any] = {}
+    for metric_name, kind in kinds.items():
+        if kind == SCALAR and metric_name in scalars:
+            values = scalars[metric_name]
+            result[metric_name] = values[0] if len(values) == 1 else values
+        elif kind == LIST:
+            result[metric_name] = scalars.get(metric_name, [])
+        else:
+            entries = rows.get(metric_name, [])
+            if kind == ROW and len(entries) == 1:
+                result[metric_name] = dict(entries[0])
+                continue
+            columns: dict[str, list[Any]] = {}
+            for entry in entries:
+                for column, value in entry.items():
+                    if kind == TABLE:
+                        columns.setdefault(column, []).extend(value)
+                    else:
+                        columns.setdefault(column, []).append(value)
+            result[metric_name] = columns
+    return result
+

@@ -19,6 +19,7 @@ from ledger.domain.errors import (
     FileExistsInRunError,
     InvalidTransitionError,
     PropertyImmutableError,
+    PropertyNotFoundError,
     RunFinishedError,
     ValidationError,
 )
@@ -27,6 +28,7 @@ from ledger.domain.values import (
     Actor,
     check_description,
     check_name,
+    check_reason,
     normalise_properties,
     normalise_tag_keys,
     normalise_tags,
@@ -39,7 +41,8 @@ class RunAggregate(Aggregate):
     Attributes (all rebuilt from events): ``run_id`` (the user-visible id string),
     ``experiment_id``, ``experiment_name``, ``parent_run_id``, ``root_run_id``, ``name``,
     ``display_name``, ``description``, ``run_type``, ``target``, ``status``, ``created_at``,
-    ``started_at``, ``ended_at``, ``properties``, ``tags``, ``error``, ``created_by``.
+    ``started_at``, ``ended_at``, ``properties``, ``tags``, ``error``, ``created_by``,
+    ``archived`` (hidden from queries by default; see :meth:`archive`).
     """
 
     TOPIC = "runledger:Run"
@@ -84,6 +87,7 @@ class RunAggregate(Aggregate):
             run.error = None
             run.created_by = dict(self.actor)
             run.files = {}
+            run.archived = False
 
     class StatusChanged(Event):
         """The run moved to a non-terminal status (Running, Queued, Finalizing...)."""
@@ -204,6 +208,37 @@ class RunAggregate(Aggregate):
             files[self.name] = {"size": self.size, "sha256": self.sha256,
                                 "media_type": self.media_type, "uploaded_at": self.timestamp,
                                 "uploaded_by": dict(self.actor)}
+    class PropertyCorrected(Event):
+        """A recorded property was corrected: the governed way to change an immutable value.
+
+        ``old`` is the value it had, ``new`` the value it has from now on, ``reason`` why.
+        """
+
+        TOPIC = "runledger:Run.PropertyCorrected"
+        key: str
+        old: str | None
+        new: str | None
+        reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.properties[self.key] = self.new
+
+    class Archived(Event):
+        """The run was archived: queries hide it unless asked to include archived runs."""
+
+        TOPIC = "runledger:Run.Archived"
+        reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.archived = True
+
+    class Restored(Event):
+        """An archived run was restored: queries show it again."""
+
+        TOPIC = "runledger:Run.Restored"
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.archived = False
 
     if TYPE_CHECKING:  # Declared for type checkers only: a class annotation would make
         # eventsourcing turn the aggregate into a dataclass. Created.apply sets them.
@@ -226,6 +261,7 @@ class RunAggregate(Aggregate):
         error: dict[str, str] | None
         created_by: dict[str, Any]
         files: dict[str, dict[str, Any]]
+        archived: bool
 
     # ------------------------------------------------------------------ creation
     @classmethod
@@ -389,6 +425,44 @@ class RunAggregate(Aggregate):
         if new:
             self.trigger_event(self.PropertiesAdded, properties=new, actor=actor.as_dict())
 
+    def correct_property(self, key: Any, value: Any, reason: Any, actor: Actor) -> None:
+        """Correct a recorded property: the new value replaces the old one in
+        ``properties``, and the correction (old, new, reason, actor) stays in the history.
+
+        Correcting a property to the value it has records nothing.
+
+        Raises:
+            ValidationError: the key or value is not valid, or ``reason`` is not a non-empty
+                string.
+            PropertyNotFoundError: the run has no property ``key`` (add it with
+                ``add_properties``).
+        """
+        new = normalise_properties({key: value}, self.run_id)[key]
+        check_reason(reason, f"correct_property of property {key!r}", self.run_id)
+        if key not in self.properties:
+            raise PropertyNotFoundError(self.run_id, key)
+        old = self.properties[key]
+        if old != new:
+            self.trigger_event(self.PropertyCorrected, key=key, old=old, new=new,
+                               reason=reason, actor=actor.as_dict())
+
+    def archive(self, reason: Any, actor: Actor) -> None:
+        """Archive the run: queries hide it unless they include archived runs. Nothing is
+        deleted; an archived run can be restored. Archiving an archived run records nothing.
+
+        Raises:
+            ValidationError: ``reason`` is not a non-empty string.
+        """
+        check_reason(reason, "archive", self.run_id)
+        if not self.archived:
+            self.trigger_event(self.Archived, reason=reason, actor=actor.as_dict())
+
+    def restore(self, actor: Actor) -> None:
+        """Restore an archived run (queries show it again). A run that is not archived is left
+        as it is."""
+        if self.archived:
+            self.trigger_event(self.Restored, actor=actor.as_dict())
+
     def set_tags(self, tags: Any, actor: Actor) -> None:
         """Set (merge) tags. Allowed on ended runs too. Unchanged tags are not recorded again.
 
@@ -477,6 +551,9 @@ RUN_EVENT_CLASSES: tuple[type[RunAggregate.Event], ...] = (
     RunAggregate.DisplayNameChanged,
     RunAggregate.DescriptionChanged,
     RunAggregate.FileUploaded,
+    RunAggregate.PropertyCorrected,
+    RunAggregate.Archived,
+    RunAggregate.Restored,
 )
 
 register_topic(RunAggregate.TOPIC, RunAggregate)

@@ -118,6 +118,24 @@ def check_description(value: Any, run_id: str | None = None) -> str:
     return value
 
 
+def check_reason(value: Any, action: str, run_id: str | None = None) -> str:
+    """Return ``value`` if it is a valid reason for a governed change (a correction, an
+    archive): a string that is not blank, of at most 8,000 characters.
+
+    Raises:
+        ValidationError: naming the action and the run.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(
+            f"{action}{_where(run_id)} needs a reason: a non-empty string, not {value!r}")
+    if len(value) > MAX_DESCRIPTION_LENGTH:
+        raise ValidationError(
+            f"the reason of {action}{_where(run_id)} is {len(value)} characters long; "
+            f"at most {MAX_DESCRIPTION_LENGTH} are allowed")
+    _check_no_nul(value, "reason", run_id)
+    return value
+
+
 def check_key(key: Any, what: str, run_id: str | None) -> str:
     """Return ``key`` if it is a valid tag, property or metric key.
 

@@ -67,6 +67,13 @@ class MsgpackTranscoder(Transcoder):
         return msgpack.unpackb(data, raw=False, ext_hook=_ext_hook, timestamp=3,
                                strict_map_key=False)
 
+    def unpacker(self) -> msgpack.Unpacker:
+        """Return a streaming unpacker decoding as :meth:`decode` does: ``feed()`` it states
+        one after the other and ``unpack()`` each (cheaper than a ``decode`` per state when
+        decoding many)."""
+        return msgpack.Unpacker(raw=False, ext_hook=_ext_hook, timestamp=3,
+                                strict_map_key=False, max_buffer_size=0)
+
 
 def utc(dt: datetime) -> datetime:
     """Return ``dt`` as an aware UTC datetime (naive datetimes are taken as UTC)."""

@@ -104,8 +104,10 @@ class ChildrenMixin:
                      tags: str | Mapping[str, Any] | None = None,
                      properties: str | Mapping[str, Any] | None = None,
                      type: str | None = None,
-                     status: str | None = None, _rehydrate_runs: bool = True) -> Iterator[Run]:
-        """Yield the run's children (all descendants with ``recursive``), newest first.
+                     status: str | None = None, _rehydrate_runs: bool = True, *,
+                     include_archived: bool = False) -> Iterator[Run]:
+        """Yield the run's children (all descendants with ``recursive``), newest first
+        (archived ones only with ``include_archived``).
 
         Raises:
             ValidationError: a filter of the wrong type.
@@ -113,7 +115,8 @@ class ChildrenMixin:
         index = self._session.before_query()
         workspace = self._experiment.workspace
         for row in index.find_runs(parent_run_id=self._run_id, recursive=recursive, tags=tags,
-                                   properties=properties, run_type=type, status=status):
+                                   properties=properties, run_type=type, status=status,
+                                   include_archived=include_archived):
             experiment = self._experiment if row.experiment_name == self._experiment.name \
                 else workspace._experiments.existing(row.experiment_name)
             yield self._from_row(experiment, row)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 from uuid import UUID
 
 from ledger.domain.ids import experiment_stream_id
@@ -14,6 +15,7 @@ from ledger.sdk.run import Run
 from ledger.sdk.script import submit_script
 
 if TYPE_CHECKING:
+    from ledger.audit.timeline import RunAsOf
     from ledger.sdk.workspace import Workspace
 
 
@@ -109,21 +111,43 @@ class Experiment:
                 parent: Run | None = None, **kwargs: Any) -> Run:
         return submit_script(self, config, tags=tags, parent=parent, **kwargs)
 
+    @overload
     def get_runs(self, type: str | None = None,
                  tags: str | Mapping[str, Any] | None = None,
                  properties: str | Mapping[str, Any] | None = None,
-                 include_children: bool = False) -> Iterator[Run]:
+                 include_children: bool = False, *, include_archived: bool = False,
+                 as_of: None = None) -> Iterator[Run]: ...
+
+    @overload
+    def get_runs(self, type: str | None = None,
+                 tags: str | Mapping[str, Any] | None = None,
+                 properties: str | Mapping[str, Any] | None = None,
+                 include_children: bool = False, *, include_archived: bool = False,
+                 as_of: datetime | int) -> Iterator[RunAsOf]: ...
+
+    def get_runs(self, type: str | None = None,
+                 tags: str | Mapping[str, Any] | None = None,
+                 properties: str | Mapping[str, Any] | None = None,
+                 include_children: bool = False, *, include_archived: bool = False,
+                 as_of: datetime | int | None = None) -> Iterator[Run] | Iterator[RunAsOf]:
         """Yield the experiment's runs, newest first (top-level runs unless
-        ``include_children``).
+        ``include_children``; archived runs only with ``include_archived``).
 
         A ``tags``/``properties`` string means "has this key"; a dict means "every pair equals"
         (values compared as their stored strings; ``None`` matches a tag without a value).
+        With ``as_of`` (a log position or an aware datetime), the query is answered as it
+        would have been then, yielding read-only views of the runs as they were
+        (``ledger.audit.timeline.RunAsOf``).
 
         Raises:
-            ValidationError: a filter of the wrong type (a list, say).
+            ValidationError: a filter of the wrong type (a list, say), or a bad ``as_of``.
         """
+        if as_of is not None:
+            return Run.list(self, type=type, tags=tags, properties=properties,
+                            include_children=include_children,
+                            include_archived=include_archived, as_of=as_of)
         return Run.list(self, type=type, tags=tags, properties=properties,
-                        include_children=include_children)
+                        include_children=include_children, include_archived=include_archived)
 
     @staticmethod
     def list(workspace: Workspace, experiment_name: str | None = None,

@@ -16,9 +16,11 @@ import builtins
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
+from ledger.audit.timeline import RunAsOf, find_runs_as_of
 from ledger.domain.errors import (
     InvalidTransitionError,
     RunNotFoundError,
@@ -44,6 +46,7 @@ from ledger.sdk.files import RunFilesMixin
 from ledger.sdk.history import HistoryEntry, HistoryMixin
 from ledger.sdk.liveness import observed_status
 from ledger.sdk.metrics import MetricBuffer
+from ledger.sdk.run_audit import RunAuditMixin
 from ledger.sdk.run_metrics import MetricsMixin
 from ledger.sdk.waiting import WaitingMixin
 
@@ -66,7 +69,8 @@ class _Unset:
 UNSET = _Unset()
 
 
-class Run(RunFilesMixin, MetricsMixin, ChildrenMixin, HistoryMixin, WaitingMixin):
+class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixin,
+          WaitingMixin):
     """A run of an experiment: it logs metrics, carries properties and tags, has children.
 
     ``Run(experiment, run_id)`` loads an existing run; new runs come from
@@ -187,26 +191,55 @@ class Run(RunFilesMixin, MetricsMixin, ChildrenMixin, HistoryMixin, WaitingMixin
                                                      aggregate.experiment_id)
         return Run._from_aggregate(experiment, aggregate, published=True)
 
+    @overload
     @classmethod
     def list(cls, experiment: Experiment, type: str | None = None,
              tags: str | Mapping[str, Any] | None = None,
              properties: str | Mapping[str, Any] | None = None,
              status: str | None = None, include_children: bool = False,
-             _rehydrate_runs: bool = True) -> Iterator[Run]:
+             _rehydrate_runs: bool = True, *, include_archived: bool = False,
+             as_of: None = None) -> Iterator[Run]: ...
+
+    @overload
+    @classmethod
+    def list(cls, experiment: Experiment, type: str | None = None,
+             tags: str | Mapping[str, Any] | None = None,
+             properties: str | Mapping[str, Any] | None = None,
+             status: str | None = None, include_children: bool = False,
+             _rehydrate_runs: bool = True, *, include_archived: bool = False,
+             as_of: datetime | int) -> Iterator[RunAsOf]: ...
+
+    @classmethod
+    def list(cls, experiment: Experiment, type: str | None = None,
+             tags: str | Mapping[str, Any] | None = None,
+             properties: str | Mapping[str, Any] | None = None,
+             status: str | None = None, include_children: bool = False,
+             _rehydrate_runs: bool = True, *, include_archived: bool = False,
+             as_of: datetime | int | None = None) -> Iterator[Run] | Iterator[RunAsOf]:
         """Yield the runs of an experiment, newest first, filtered by type, tags, properties and
         status.
 
         A ``tags``/``properties`` string means "has this key"; a dict means "every pair equals"
         (values compared as their stored strings; ``None`` matches a tag without a value).
+        Archived runs are left out unless ``include_archived``. With ``as_of`` (a log position
+        or an aware datetime, see ``ledger.audit.timeline``), the query is answered as it would
+        have been then, and yields read-only views (``RunAsOf``) of the runs as they were.
 
         Raises:
-            ValidationError: a filter of the wrong type (a list, say).
+            ValidationError: a filter of the wrong type (a list, say), or a bad ``as_of``.
         """
-        index = experiment.workspace._session.before_query()
-        for row in index.find_runs(experiment_name=experiment.name, run_type=type, tags=tags,
-                                   properties=properties, status=status,
-                                   include_children=include_children):
-            yield Run._from_row(experiment, row)
+        index = experiment.workspace.ledger.index
+        if as_of is not None:
+            return find_runs_as_of(
+                experiment.workspace.ledger.application, index, as_of,
+                experiment_name=experiment.name, run_type=type, tags=tags,
+                properties=properties, status=status, include_children=include_children,
+                include_archived=include_archived)
+        rows = index.find_runs(experiment_name=experiment.name, run_type=type, tags=tags,
+                               properties=properties, status=status,
+                               include_children=include_children,
+                               include_archived=include_archived)
+        return (Run._from_row(experiment, row) for row in rows)
 
     @classmethod
     def get_context(cls, allow_offline: bool = True, **kwargs: Any) -> Run:

@@ -200,7 +200,8 @@ def test_update_refuses_a_property_change_and_writes_nothing(
     assert result.exit_code == 1
     assert result.stderr == (
         f"Error: Property 'author' of run '{run_id}' is immutable: it is recorded as "
-        "'azureml-user', cannot set it to 'someone-else'\n")
+        "'azureml-user', cannot set it to 'someone-else' (to correct it, use "
+        "run.correct_property(key, value, reason): the correction is recorded)\n")
     run = Run.get(workspace, run_id)
     assert len(run.get_history()) == before
     assert run.get_tags() == {"quality": "ok"}

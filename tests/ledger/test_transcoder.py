@@ -75,6 +75,10 @@ def every_domain_event() -> list[Any]:
     parent.add_files([("outputs/ünï 文件.bin", 0, "e3" * 32, "application/octet-stream"),
                       ("azureml-logs/70_driver_log.txt", 2**40, "ab" * 32, "text/plain")],
                      ACTOR)
+    parent.correct_property("seed", 8, "the seed was recorded wrong ✓", ACTOR)
+    parent.correct_property("empty", "now set", "filled in later", ACTOR)
+    parent.archive("superseded by run 2", ACTOR)
+    parent.restore(ACTOR)
     parent.complete(ACTOR)
     events += parent.collect_events()
 
@@ -140,7 +144,7 @@ def test_the_fixture_covers_every_event_class() -> None:
                 if isinstance(v, type) and issubclass(v, RunAggregate.Event)
                 and v is not RunAggregate.Event}
     assert declared == set(RUN_EVENT_CLASSES)
-    assert len(RUN_EVENT_CLASSES) == 12
+    assert len(RUN_EVENT_CLASSES) == 15
     covered = {type(e) for e in EVENTS}
     assert set(RUN_EVENT_CLASSES) <= covered
     assert ExperimentAggregate.Created in covered
@@ -251,3 +255,16 @@ def test_transcoder_values_nested_anywhere() -> None:
 def test_transcoder_refuses_what_it_cannot_store() -> None:
     with pytest.raises(TypeError, match="object"):
         MsgpackTranscoder().encode({"x": object()})
+
+
+def test_corrections_and_archiving_keep_their_fields(mapper_app: LedgerApplication) -> None:
+    corrected = [e for e in EVENTS if type(e) is RunAggregate.PropertyCorrected]
+    back = [mapper_app.mapper.to_domain_event(mapper_app.mapper.to_stored_event(e))
+            for e in corrected]
+    assert [(e.key, e.old, e.new, e.reason) for e in back] == [
+        ("seed", "7", "8", "the seed was recorded wrong ✓"), ("empty", None, "now set",
+                                                               "filled in later")]
+    archived = next(e for e in EVENTS if type(e) is RunAggregate.Archived)
+    again = mapper_app.mapper.to_domain_event(mapper_app.mapper.to_stored_event(archived))
+    assert again.reason == "superseded by run 2" and again.actor["user"] == "alice"
+    assert mapper_app.mapper.to_stored_event(archived).topic == "runledger:Run.Archived"

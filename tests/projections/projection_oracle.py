@@ -79,6 +79,15 @@ class Driver:
     def props(self, run_id: str, properties: dict[str, Any]) -> int:
         return self.do(run_id, lambda r: r.add_properties(properties, self.actor))
 
+    def correct(self, run_id: str, key: str, value: Any, reason: str = "wrong") -> int:
+        return self.do(run_id, lambda r: r.correct_property(key, value, reason, self.actor))
+
+    def archive(self, run_id: str, reason: str = "superseded") -> int:
+        return self.do(run_id, lambda r: r.archive(reason, self.actor))
+
+    def restore(self, run_id: str) -> int:
+        return self.do(run_id, lambda r: r.restore(self.actor))
+
     def log(self, run_id: str, name: str, values: list[Any], kind: str = "scalar",
             steps: list[Any] | None = None) -> int:
         steps = steps if steps is not None else [None] * len(values)
@@ -136,7 +145,7 @@ class Oracle:
                 ended_at=run.ended_at, created_by=run.created_by["user"],
                 error_code=run.error["code"] if run.error else None,
                 error_message=run.error["message"] if run.error else None,
-                properties=dict(run.properties), tags=dict(run.tags))
+                properties=dict(run.properties), tags=dict(run.tags), archived=run.archived)
         self.experiment_rows = {
             name: ExperimentRow(name=name, created_at=e["created_at"], run_count=e["count"],
                                 created_by=e["created_by"])
@@ -159,8 +168,11 @@ class Oracle:
     def find_runs(self, *, experiment_name: str | None = None, parent_run_id: str | None = None,
                   recursive: bool = False, run_type: str | None = None, tags: Any = None,
                   properties: Any = None, status: str | None = None,
-                  include_children: bool = False, limit: int | None = None) -> list[RunRow]:
+                  include_children: bool = False, limit: int | None = None,
+                  include_archived: bool = False) -> list[RunRow]:
         runs = list(self.runs.values())
+        if not include_archived:
+            runs = [r for r in runs if not r.archived]
         if parent_run_id is not None:
             if recursive:
                 wanted = set(self.descendant_ids(parent_run_id))

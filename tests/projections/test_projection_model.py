@@ -43,6 +43,9 @@ command = st.one_of(
     st.tuples(st.just("props"), run_choice,
               st.dictionaries(st.sampled_from(PROPERTY_KEYS), st.sampled_from(PROPERTY_VALUES),
                               max_size=2)),
+    st.tuples(st.just("correct"), run_choice, st.sampled_from(PROPERTY_KEYS),
+              st.sampled_from(PROPERTY_VALUES)),
+    st.tuples(st.just("archive"), run_choice, st.booleans()),
     st.tuples(st.just("display"), run_choice, st.sampled_from(["shown", None])),
     st.tuples(st.just("describe"), run_choice, st.sampled_from(["text", None])),
     st.tuples(st.just("metrics"), run_choice, st.sampled_from(["m1", "m2"]),
@@ -95,6 +98,13 @@ def run_command(driver: Driver, runs: list[str], cmd: tuple[Any, ...]) -> None:
             driver.untag(run_id, cmd[2])
         elif kind == "props":
             driver.props(run_id, cmd[2])
+        elif kind == "correct":
+            driver.correct(run_id, cmd[2], cmd[3])
+        elif kind == "archive":
+            if cmd[2]:
+                driver.archive(run_id)
+            else:
+                driver.restore(run_id)
         elif kind == "display":
             driver.do(run_id, lambda r: r.set_display_name(cmd[2], actor))
         elif kind == "describe":
@@ -107,10 +117,12 @@ def run_command(driver: Driver, runs: list[str], cmd: tuple[Any, ...]) -> None:
 
 
 def queries(oracle: Oracle) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = [{}, {"include_children": True}]
+    found: list[dict[str, Any]] = [{}, {"include_children": True}, {"include_archived": True}]
     for experiment in EXPERIMENTS:
         base = {"experiment_name": experiment}
         found += [base, {**base, "include_children": True}, {**base, "limit": 2},
+                  {**base, "include_archived": True, "include_children": True},
+                  {**base, "include_archived": True, "tags": "a"},
                   {**base, "run_type": "sweep", "include_children": True}]
         for status in sorted({r.status for r in oracle.runs.values()}):
             found.append({**base, "status": status, "include_children": True})
@@ -127,6 +139,7 @@ def queries(oracle: Oracle) -> list[dict[str, Any]]:
     for run_id in oracle.runs:
         found += [{"parent_run_id": run_id}, {"parent_run_id": run_id, "recursive": True},
                   {"parent_run_id": run_id, "recursive": True, "tags": "a"},
+                  {"parent_run_id": run_id, "recursive": True, "include_archived": True},
                   {"parent_run_id": run_id, "tags": {"a": "0"}, "status": "NotStarted"}]
     return found
 

@@ -1,0 +1,1 @@
+"""Audit: any run as it was at any moment (``ledger.audit.timeline``)."""
