@@ -164,3 +164,44 @@ def audit_replay(until: When, into: str) -> None:
     click.echo(f"Replayed {summary.events} events (as of "
                f"{until if isinstance(until, int) else until.isoformat()}) into "
                f"{summary.target}.")
+
+
+# ---------------------------------------------------------------------- run list --as-of
+def list_runs_as_of(workspace: Workspace, when: When, *, experiment_name: str | None,
+                    parent_run_id: str | None, include_children: bool, status: str | None,
+                    tags: list[tuple[str, str | None]],
+                    properties: list[tuple[str, str | None]], last: int | None,
+                    include_archived: bool) -> list[dict[str, Any]]:
+    """The details of the runs ``run list --as-of T`` selects: the list as it would have been
+    answered at T, each run as it was then (the same selection rules as ``run list``).
+
+    Raises:
+        ExperimentNotFoundError: the experiment does not exist.
+        RunNotFoundError: the parent run does not exist (in the experiment).
+        ValidationError: a filter key given twice, or a bad moment.
+    """
+    tag_filter, tag_keys = access.split_filter(tags, "--tags")
+    property_filter, property_keys = access.split_filter(properties, "--properties")
+    index = access.query_index(workspace)
+    app = workspace._session.app
+
+    def query(**kwargs: Any) -> Iterator[dict[str, Any]]:
+        return (as_of_details(view) for view in find_runs_as_of(
+            app, index, when, tags=tag_filter, properties=property_filter, status=status,
+            include_archived=include_archived, **kwargs))
+
+    if parent_run_id is not None:
+        access.get_run(workspace, parent_run_id, experiment_name)
+        details = query(parent_run_id=parent_run_id, recursive=include_children)
+    elif experiment_name is not None:
+        access.existing_experiment(workspace, experiment_name)
+        details = query(experiment_name=experiment_name, include_children=include_children)
+    else:
+        per_experiment = [query(experiment_name=row.name, include_children=include_children)
+                          for row in index.experiments()]
+        details = heapq.merge(*per_experiment, key=lambda d: str(d.get("createdTimeUtc", "")),
+                              reverse=True)
+    chosen = (d for d in details
+              if all(k in d.get("tags", {}) for k in tag_keys)
+              and all(k in d.get("properties", {}) for k in property_keys))
+    return list(itertools.islice(chosen, last) if last else chosen)
