@@ -19,6 +19,9 @@ The commands are plain click commands, entries of the ``audit`` group's lazy tab
 
 from __future__ import annotations
 
+import heapq
+import itertools
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +30,7 @@ import click
 from ledger.audit.timeline import (
     RunAsOf,
     When,
+    find_runs_as_of,
     parse_when,
     replay,
 )
@@ -36,6 +40,7 @@ from ledger.cli.output import emit
 from ledger.domain.errors import ValidationError
 
 if TYPE_CHECKING:
+    from ledger.sdk.workspace import Workspace
     _MomentBase = click.ParamType[When]
 else:
     _MomentBase = click.ParamType
@@ -183,7 +188,7 @@ def list_runs_as_of(workspace: Workspace, when: When, *, experiment_name: str | 
     tag_filter, tag_keys = access.split_filter(tags, "--tags")
     property_filter, property_keys = access.split_filter(properties, "--properties")
     index = access.query_index(workspace)
-    app = workspace._session.app
+    app = workspace.ledger.application
 
     def query(**kwargs: Any) -> Iterator[dict[str, Any]]:
         return (as_of_details(view) for view in find_runs_as_of(
