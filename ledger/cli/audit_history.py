@@ -160,7 +160,7 @@ def audit_replay(until: When, into: str) -> None:
     from ledger.application import LedgerApplication
     from ledger.persistence.store import parse_store_url
 
-    source = access.open_workspace()._session.app
+    source = access.open_workspace().ledger.application
     target = LedgerApplication(parse_store_url(into))
     try:
         summary = replay(source, target, until)
