@@ -94,3 +94,15 @@ class RunFailedError(LedgerError):
         self.run_id = run_id
         self.error = error
         super().__init__(f"Run {run_id!r} failed:\n{json.dumps({'error': error}, indent=4)}")
+
+
+class AuditError(LedgerError):
+    """Base class of the tamper-evidence errors (``ledger.audit``, ``runledger audit ...``)."""
+
+
+class DigestError(AuditError, ValueError):
+    """A digest (or a proof file) is not understood: not JSON, a field missing or malformed."""
+
+
+class SignatureError(AuditError):
+    """A digest's Ed25519 signature is missing or does not verify with the trusted public key."""

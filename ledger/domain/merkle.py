@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 
-from ledger.domain.errors import LedgerError
+from ledger.domain.errors import AuditError
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -35,7 +35,7 @@ NodeSource = Callable[[int, int], bytes]
 _sha256 = hashlib.sha256
 
 
-class ProofError(LedgerError, ValueError):
+class ProofError(AuditError, ValueError):
     """A Merkle proof is malformed, or does not prove what it claims."""
 
 
