@@ -81,6 +81,7 @@ experiment_group.add_command(list_experiments)
 projections_group.add_command(rebuild_projections)
 cli.add_command(export_command)
 cli.add_command(import_command)
+cli.add_command(__import__("ledger.cli.audit", fromlist=["audit"]).audit)
 
 
 if __name__ == "__main__":  # pragma: no cover
