@@ -19,7 +19,8 @@ import pytest
 from ledger import Experiment, Workspace
 from projections.dialect import DbCursor
 
-Row = tuple[int, str, int, str, bytes]  # notification id, stream (text), version, topic, state
+# notification id, stream (canonical UUID text), version, topic, state
+Row = tuple[int, str, int, str, bytes]
 
 
 class RawLog:
@@ -55,12 +56,20 @@ class RawLog:
         """Every stored event, in log order."""
         rows = self.execute(f"SELECT {self.id_column}, originator_id, originator_version, topic, "
                             f"state FROM {self.table} ORDER BY {self.id_column}")
-        return [(int(n), str(o), int(v), str(t), bytes(s)) for n, o, v, t, s in rows]
+        return [(int(n), str(uuid.UUID(str(o))), int(v), str(t), bytes(s))
+                for n, o, v, t, s in rows]
+
+    def _stream(self, value: str) -> str:
+        """A stream id as the table holds it (SQLite: 32 hex digits; PostgreSQL: a UUID)."""
+        parsed = uuid.UUID(value)
+        return parsed.hex if self.dialect.kind == "sqlite" else str(parsed)
 
     def ids(self) -> list[int]:
         return [row[0] for row in self.rows()]
 
     def update(self, notification_id: int, **columns: Any) -> None:
+        if "originator_id" in columns:
+            columns["originator_id"] = self._stream(columns["originator_id"])
         sets = ", ".join(f"{name} = ?" + (self.cast if name == "originator_id" else "")
                          for name in columns)
         self.execute(f"UPDATE {self.table} SET {sets} WHERE {self.id_column} = ?",
@@ -73,6 +82,7 @@ class RawLog:
         self.execute(f"DELETE FROM {self.table} WHERE {self.id_column} >= ?", [notification_id])
 
     def insert(self, row: Row) -> None:
+        row = (row[0], self._stream(row[1]), *row[2:])  # type: ignore[assignment]
         self.execute(f"INSERT INTO {self.table} ({self.id_column}, originator_id, "
                      f"originator_version, topic, state) VALUES (?, ?{self.cast}, ?, ?, ?)",
                      list(row))
