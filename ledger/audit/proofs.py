@@ -17,6 +17,7 @@ What is trusted and what is not:
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -30,7 +31,7 @@ import msgpack
 from ledger.domain.digest import Digest
 from ledger.domain.errors import AuditError, DigestError, RunNotFoundError, StoreError
 from ledger.domain.ids import metric_stream_id, run_stream_id
-from ledger.domain.log_record import encode_record, new_packer, unpack_id
+from ledger.domain.log_record import encode_record, new_packer, pack_id, unpack_id
 from ledger.domain.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
@@ -234,7 +235,12 @@ class _LeafHashes(Sequence[bytes]):
 
 def _recompute(events: Iterable[EventTuple], sizes: Sequence[int]) -> tuple[
         bytearray, list[int], dict[int, bytes]]:
-    """Hash the events up to the largest size: (leaf hashes, notification ids, size -> root)."""
+    """Hash the events up to the largest size: (leaf hashes, notification ids, size -> root).
+
+    The hot loop of verify: the leaf encoding (``ledger.domain.log_record.encode_record``) and
+    the compact range's append (``ledger.domain.merkle.CompactRange``) are inlined here, which
+    doubles its speed; a test holds the roots equal to theirs.
+    """
     wanted = sorted(set(sizes))
     last = wanted[-1] if wanted else 0
     roots: dict[int, bytes] = {}
@@ -242,22 +248,29 @@ def _recompute(events: Iterable[EventTuple], sizes: Sequence[int]) -> tuple[
         roots[0] = EMPTY_ROOT
     hashes = bytearray()
     ids: list[int] = []
-    compact = CompactRange()
-    pack = new_packer()
-    append = compact.append
-    extend = hashes.extend
-    pending = iter(w for w in wanted if w > 0)
-    target = next(pending, None)
     if last == 0:
         return hashes, ids, roots
+    pending = iter(w for w in wanted if w > 0)
+    target = next(pending, None)
+    stack: list[bytes] = []
+    push, pop = stack.append, stack.pop
+    pack = new_packer()
+    sha = hashlib.sha256
+    extend, remember = hashes.extend, ids.append
     for count, (notification_id, originator_id, version, topic, state) in enumerate(events, 1):
-        value = leaf_hash(encode_record(notification_id, originator_id, version, topic, state,
-                                        pack))
+        if originator_id.__class__ is not bytes:
+            originator_id = pack_id(originator_id)
+        value = sha(b"\x00" + pack([notification_id, originator_id, version, topic,
+                                    state])).digest()
         extend(value)
-        ids.append(notification_id)
-        append(value)
+        remember(notification_id)
+        index = count - 1
+        while index & 1:
+            value = sha(b"\x01" + pop() + value).digest()
+            index >>= 1
+        push(value)
         if count == target:
-            roots[target] = compact.root()
+            roots[target] = CompactRange(count, stack).root()
             target = next(pending, None)
         if count >= last:
             break
@@ -402,7 +415,8 @@ def verify_events(events: Iterable[EventTuple], digests: Sequence[Digest], *,
 
 
 def store_events(app: LedgerApplication, page: int = VERIFY_PAGE) -> Iterator[EventTuple]:
-    """Yield every stored event of a ledger in log order, read a page at a time.
+    """Yield every stored event of a ledger in log order, read a page at a time through the
+    application recorder's ``select_notifications``.
 
     Args:
         app: the ledger.
@@ -426,6 +440,70 @@ def store_events(app: LedgerApplication, page: int = VERIFY_PAGE) -> Iterator[Ev
         position = rows[-1].id
 
 
+def _hex_id(text: Any) -> bytes | str:
+    """A stream id as SQLite stores it (32 hex digits) -> its record form (UUID bytes)."""
+    try:
+        return bytes.fromhex(text) if len(text) == 32 else UUID(text).bytes
+    except (TypeError, ValueError):
+        return str(text)
+
+
+def raw_store_events(app: LedgerApplication, dialect: Dialect, datastore: Any,
+                     page: int = VERIFY_PAGE) -> Iterator[EventTuple]:
+    """Yield every stored event in log order, read with one plain SELECT per page on the
+    recorder's own table: the same rows as :func:`store_events` (a test holds them equal), at a
+    fraction of the cost -- building eventsourcing's ``Notification`` objects (a ``UUID`` per row)
+    was half of verify's time. Stream ids come out as their record form (UUID bytes).
+
+    Args:
+        app: the ledger.
+        dialect: its SQL dialect.
+        datastore: its datastore.
+        page: events per query.
+
+    Yields:
+        ``(notification_id, originator_id, originator_version, topic, state)``.
+
+    Raises:
+        StoreError: the store failed.
+    """
+    table = getattr(app.recorder, "events_table_name", "stored_events")
+    if dialect.kind == "sqlite":
+        sql = (f"SELECT rowid, originator_id, originator_version, topic, state FROM {table} "
+               "WHERE rowid > ? ORDER BY rowid LIMIT ?")
+        convert: Callable[[Any], Any] = _hex_id
+    else:
+        sql = (f'SELECT notification_id, uuid_send(originator_id), originator_version, topic, '
+               f'state FROM "{datastore.schema}"."{table}" WHERE notification_id > %s '
+               "ORDER BY notification_id LIMIT %s")
+        convert = bytes
+    position = 0
+    while True:
+        with store_errors(f"Reading {app.store.display_url}"), \
+                dialect.transaction(datastore, commit=False) as (_wrapped, cursor):
+            cursor.execute(sql, (position, page))
+            rows = cursor.fetchall()
+        try:
+            if convert is _hex_id:
+                fromhex = bytes.fromhex
+                converted = [(n, fromhex(o), v, t, st) for n, o, v, t, st in rows]
+            else:
+                converted = [(n, bytes(o), v, t, st) for n, o, v, t, st in rows]
+        except (TypeError, ValueError):  # an id that is not 32 hex digits: one row at a time
+            converted = [(n, convert(o), v, t, st) for n, o, v, t, st in rows]
+        yield from converted
+        if len(rows) < page:
+            return
+        position = rows[-1][0]
+
+
+def _events_of(sealed: _Sealed) -> Iterator[EventTuple]:
+    datastore = sealed.datastore
+    if sealed.dialect.kind == "sqlite" or getattr(datastore, "originator_id_type", "") == "uuid":
+        return raw_store_events(sealed.app, sealed.dialect, datastore)
+    return store_events(sealed.app)
+
+
 def verify(workspace: Workspace, digests: Sequence[Digest], *,
            public_key: Any = None) -> VerifyReport:
     """Recompute the log's Merkle roots from its stored events and compare them with digests.
@@ -446,7 +524,7 @@ def verify(workspace: Workspace, digests: Sequence[Digest], *,
         StoreError: the store failed.
     """
     sealed = _Sealed.of(workspace, catch_up=False)
-    return verify_events(store_events(sealed.app), digests, sealed=_sealed_ranges(sealed),
+    return verify_events(_events_of(sealed), digests, sealed=_sealed_ranges(sealed),
                          public_key=public_key)
 
 

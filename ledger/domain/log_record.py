@@ -67,13 +67,13 @@ def new_packer() -> RecordPacker:
     return msgpack.Packer(use_bin_type=True).pack  # type: ignore[no-any-return]
 
 
-def record(notification_id: int, originator_id: UUID | str, originator_version: int,
+def record(notification_id: int, originator_id: UUID | str | bytes, originator_version: int,
            topic: str, state: bytes) -> list[Any]:
     """Return the record array of a stored event.
 
     Args:
         notification_id: its position in the log.
-        originator_id: its stream.
+        originator_id: its stream (or its 16 UUID bytes, as a record holds it).
         originator_version: its version in the stream.
         topic: its topic.
         state: its stored bytes.
@@ -82,16 +82,18 @@ def record(notification_id: int, originator_id: UUID | str, originator_version: 
         ``[notification_id, originator_id, originator_version, topic, state]`` as a record
         holds them.
     """
-    return [notification_id, pack_id(originator_id), originator_version, topic, bytes(state)]
+    stream = originator_id if isinstance(originator_id, bytes) else pack_id(originator_id)
+    return [notification_id, stream, originator_version, topic, bytes(state)]
 
 
-def encode_record(notification_id: int, originator_id: UUID | str, originator_version: int,
-                  topic: str, state: bytes, packer: RecordPacker | None = None) -> bytes:
+def encode_record(notification_id: int, originator_id: UUID | str | bytes,
+                  originator_version: int, topic: str, state: bytes,
+                  packer: RecordPacker | None = None) -> bytes:
     """Return the msgpack bytes of an event's record: the export's bytes and the Merkle leaf.
 
     Args:
         notification_id: its position in the log.
-        originator_id: its stream.
+        originator_id: its stream (or its 16 UUID bytes, as a record holds it).
         originator_version: its version in the stream.
         topic: its topic.
         state: its stored bytes.
