@@ -4,7 +4,8 @@ An export is a file of consecutive msgpack objects:
 
 1. a header map: ``{"format": "runledger-export", "version": 1, "source": <store URL, password
    masked>, "application": "runledger", "transcoder": "msgpack", "last_position": <the source's
-   last notification id>, "exported_at": <ISO-8601 UTC>}``;
+   last notification id>, "exported_at": <ISO-8601 UTC>, "digest": "rfc9162-sha256"}`` (the
+   ``digest`` key promises a digest in the trailer: such a file is checked whole before import);
 2. one array per stored event, in log order:
    ``[notification_id, originator_id, originator_version, topic, state]`` -- ``originator_id`` is
    the stream's UUID as 16 bytes (or a string for a text id), ``state`` the stored bytes exactly
@@ -64,6 +65,8 @@ if TYPE_CHECKING:
 
 FORMAT = "runledger-export"
 FORMAT_VERSION = 1
+#: The header's promise that the trailer carries the RFC 9162 digest of the events.
+DIGEST_KIND = "rfc9162-sha256"
 PAGE_SIZE = 1000
 BATCH_SIZE = 500
 MAX_BATCH_ATTEMPTS = 20
@@ -168,7 +171,7 @@ def export_ledger(app: LedgerApplication, file: FileArg,
     file.write(packer.pack({
         "format": FORMAT, "version": FORMAT_VERSION, "source": source,
         "application": app.name, "transcoder": "msgpack", "last_position": last,
-        "exported_at": exported_at,
+        "exported_at": exported_at, "digest": DIGEST_KIND,
     }))
     tree = CompactRange()
     if progress is not None:
@@ -437,8 +440,18 @@ def import_ledger(app: LedgerApplication, file: FileArg, progress: Progress | No
         check_export(file, public_key)
     except ExportDigestError:
         raise
-    except TransferError:
-        pass  # a damaged or truncated file: imported up to the damage, as before (below)
+    except TransferError as error:
+        # A damaged or truncated file. One whose header promises a digest is refused whole:
+        # its events cannot be checked, and a forger could cut a file short right after the
+        # event they changed. A file of an older runledger imports up to the damage, as before.
+        file.seek(start)
+        try:
+            promised = _header(next(_unpacker(file))).get("digest") is not None
+        except (StopIteration, ValueError, msgpack.UnpackException):
+            promised = False
+        if promised:
+            raise TransferError(f"{error}; nothing was imported: the digest of this export "
+                                "cannot be checked on a damaged or truncated file") from error
     file.seek(start)
     unpacker = _unpacker(file)
     try:
