@@ -32,7 +32,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ledger.domain.log_record import encode_record, new_packer, pack_id
+from ledger.domain.log_record import new_packer, pack_id
 from ledger.domain.merkle import HASH_SIZE, CompactRange, leaf_hash
 from projections.dialect import DbCursor
 from projections.projection import LoggedEvent, Projection
@@ -119,14 +119,16 @@ class SealingProjection(Projection):
         pack = new_packer()
         leaves: list[tuple[int, int, bytes, int, bytes]] = []
         nodes: list[tuple[int, int, bytes]] = []
-        append = compact.append
+        append, add_leaf, add_nodes = compact.append, leaves.append, nodes.extend
         for notification_id, topic, n in events:
-            position = compact.size
-            value = leaf_hash(encode_record(notification_id, n.originator_id,
-                                            n.originator_version, topic, n.state, pack))
-            leaves.append((position, notification_id, stream_key(n.originator_id),
-                           n.originator_version, value))
-            nodes.extend(append(value))
+            stream = pack_id(n.originator_id)
+            version = n.originator_version
+            # The record of ledger.domain.log_record.encode_record, packed in place (hot loop).
+            value = leaf_hash(pack([notification_id, stream, version, topic, n.state]))
+            add_leaf((compact.size, notification_id,
+                      stream if stream.__class__ is bytes else stream_key(stream),
+                      version, value))
+            add_nodes(append(value))
         if not leaves:
             return
         cursor.executemany(sql(_INSERT_LEAF), leaves)

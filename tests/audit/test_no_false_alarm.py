@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import RawLog, populate
+from audit_helpers import RawLog, populate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

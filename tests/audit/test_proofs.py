@@ -12,7 +12,7 @@ from uuid import UUID
 
 import msgpack
 import pytest
-from conftest import RawLog, populate
+from audit_helpers import RawLog, populate
 
 from ledger import Workspace, audit
 from ledger.domain.digest import Digest, generate_keypair, load_private_key, load_public_key

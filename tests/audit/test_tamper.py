@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import RawLog, Row, forged_row, populate
+from audit_helpers import RawLog, Row, forged_row, populate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
