@@ -41,6 +41,7 @@ from ledger.domain.merkle import (
     consistency_proof,
     inclusion_proof,
     leaf_hash,
+    leaf_source,
     needed_nodes,
     node_hash,
     range_hash,
@@ -299,8 +300,6 @@ def _locate(size: int, expected: bytes, recomputed: _LeafHashes,
 
 
 def _optional_source(hashes: _LeafHashes) -> Callable[[int, int], bytes | None]:
-    from ledger.domain.merkle import leaf_source
-
     source = leaf_source(hashes)
 
     def range_of(start: int, end: int) -> bytes | None:
