@@ -16,6 +16,16 @@ the hash of the perfect subtree of ``2**level`` leaves starting at leaf ``index 
 offline verifier); a store can serve its stored nodes (``projections.sealing``). Every hash of a
 range that is not a perfect subtree is composed from perfect ones, so a stored tree needs only
 its perfect subtrees, which an append-only log never changes.
+
+Why not ``pymerkle`` (7.0.0, which implements RFC 9162): its trees live in its own storage (in
+memory, or its own SQLite file and connection with a copy of every entry; no PostgreSQL), so it
+cannot write inside the projector's transaction that makes sealing exactly-once; its proofs are
+its own format (1-based indices, a "rule" bit list, the leaf hash as the path's first element),
+not the bare RFC 9162 audit path other verifiers take; it needs Python >= 3.11 (runledger supports
+3.10) and pins ``cachetools`` to one exact version; its README still asks for a security audit.
+The part runledger needs -- hashing, a compact range, generating and verifying the two kinds of
+proof from stored subtrees -- is this module, checked against the RFC 6962 vectors and
+transparency-dev's probes.
 """
 
 from __future__ import annotations
