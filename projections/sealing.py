@@ -6,10 +6,12 @@ Every event of the log, whatever its topic, is a leaf, in log (notification) ord
 
 - ``rl_seal_leaves``: per leaf index, the event's notification id, stream (UUID bytes, or the
   UTF-8 of a text id), version and leaf hash. ``prove`` finds a run's leaves by stream.
-- ``rl_seal_nodes``: the hash of every perfect subtree of two or more leaves, by
-  ``(level, index)`` (``2**level`` leaves from leaf ``index * 2**level``). An append-only log never
-  changes a perfect subtree, so a node is written once; together with the leaves they give any
-  proof with ``O(log n)`` reads, whatever the size of the log (``ledger.domain.merkle``).
+- ``rl_seal_nodes``: the hash of every perfect subtree of ``2**level`` leaves from leaf
+  ``index * 2**level``, by ``(level, index)``, for levels from :data:`MIN_STORED_LEVEL` (16
+  leaves) up: one row per 16 events instead of one per event, since a lower node is recomputed
+  from at most 8 leaf hashes when a proof needs it. An append-only log never changes a perfect
+  subtree, so a node is written once; with the leaves they give any proof with ``O(log n)``
+  reads, whatever the size of the log (``ledger.domain.merkle``).
 - ``rl_seal_checkpoints``: per tree size sealed, its root, the last notification id it covers,
   when it was sealed (microseconds since the epoch) and the tree's right edge (the hashes of its
   perfect subtrees, concatenated) from which the next page goes on.
@@ -36,6 +38,9 @@ from ledger.domain.log_record import new_packer, pack_id
 from ledger.domain.merkle import HASH_SIZE, CompactRange, leaf_hash
 from projections.dialect import DbCursor
 from projections.projection import LoggedEvent, Projection
+
+#: The lowest level of subtree stored in ``rl_seal_nodes`` (lower ones are recomputed).
+MIN_STORED_LEVEL = 4
 
 LEAVES = "rl_seal_leaves"
 NODES = "rl_seal_nodes"
@@ -128,7 +133,7 @@ class SealingProjection(Projection):
             add_leaf((compact.size, notification_id,
                       stream if stream.__class__ is bytes else stream_key(stream),
                       version, value))
-            add_nodes(append(value))
+            add_nodes(node for node in append(value) if node[0] >= MIN_STORED_LEVEL)
         if not leaves:
             return
         cursor.executemany(sql(_INSERT_LEAF), leaves)

@@ -50,6 +50,7 @@ from ledger.domain.merkle import (
     verify_inclusion,
 )
 from ledger.persistence.errors import store_errors
+from projections.sealing import MIN_STORED_LEVEL
 
 if TYPE_CHECKING:
     from ledger.application import LedgerApplication
@@ -103,8 +104,13 @@ class _Sealed:
         are left out."""
         found: dict[tuple[int, int], bytes] = {}
         keys = sorted(set(keys))
-        leaves = [index for level, index in keys if level == 0]
-        inner = [(level, index) for level, index in keys if level > 0]
+        # Subtrees below MIN_STORED_LEVEL are not stored: they are recomputed from their leaves.
+        low = [(level, index) for level, index in keys if 0 < level < MIN_STORED_LEVEL]
+        wanted = {index for level, index in keys if level == 0}
+        for level, index in low:
+            wanted.update(range(index << level, (index + 1) << level))
+        leaves = sorted(wanted)
+        inner = [(level, index) for level, index in keys if level >= MIN_STORED_LEVEL]
         for start in range(0, len(leaves), _CHUNK):
             chunk = leaves[start:start + _CHUNK]
             marks = ", ".join("?" * len(chunk))
@@ -119,6 +125,11 @@ class _Sealed:
             for level, index, value in self.query(
                     f"SELECT level, idx, hash FROM {{p}}rl_seal_nodes WHERE {where}", flat):
                 found[int(level), int(index)] = bytes(value)
+        for level, index in low:
+            span = [found.get((0, i)) for i in range(index << level, (index + 1) << level)]
+            if all(value is not None for value in span):
+                found[level, index] = range_hash(0, len(span), leaf_source(
+                    [value for value in span if value is not None]))
         return found
 
     def source_for(self, generate: Callable[[NodeSource], Any]) -> NodeSource:

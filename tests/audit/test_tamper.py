@@ -170,7 +170,7 @@ def test_rewritten_sealing_leaves_cannot_mislead_verify(ws: Workspace, raw: RawL
 def test_rewritten_sealing_nodes_do_not_move_the_named_position(ws: Workspace,
                                                                 raw: RawLog) -> None:
     rows, d1 = _setup(ws, raw)
-    raw.execute("UPDATE {p}rl_seal_nodes SET hash = ? WHERE level = 1", [b"\x11" * 32])
+    raw.execute("UPDATE {p}rl_seal_nodes SET hash = ? WHERE level = 4", [b"\x11" * 32])
     change_topic(raw, rows, 20)
     report = audit.verify(ws, [d1])
     assert not report.ok and report.first_bad_position in (None, 20)
