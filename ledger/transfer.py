@@ -2,15 +2,21 @@
 
 An export is a file of consecutive msgpack objects:
 
-1. a header map: ``{"format": "runledger-export", "version": 1, "source": <store URL, password
+1. a header map: ``{"format": "runledger-export", "version": 2, "source": <store URL, password
    masked>, "application": "runledger", "transcoder": "msgpack", "last_position": <the source's
-   last notification id>, "exported_at": <ISO-8601 UTC>}``;
+   last notification id>, "exported_at": <ISO-8601 UTC>, "digest": "rfc9162-sha256"}`` (the
+   ``digest`` key promises a digest in the trailer: such a file is checked whole before import);
 2. one array per stored event, in log order:
    ``[notification_id, originator_id, originator_version, topic, state]`` -- ``originator_id`` is
    the stream's UUID as 16 bytes (or a string for a text id), ``state`` the stored bytes exactly
    as the source holds them (msgpack-encoded event state);
-3. a trailer map: ``{"end": true, "events": <count>, "last_position": ...}``, which tells a
-   complete file from a truncated one.
+3. a trailer map: ``{"end": true, "events": <count>, "last_position": ..., "digest": {...}}``,
+   which tells a complete file from a truncated one. ``digest`` (since runledger 0.2; older files
+   have none and import as before) is the RFC 9162 root of the file's events -- each event's
+   leaf is exactly its record's bytes above (``ledger.domain.log_record``) -- as a
+   ``ledger.domain.digest.Digest`` JSON object (``tree_size``, ``root_hash``, ``time``,
+   ``store``, and ``signature``/``public_key`` when exported with a signing key). Importing
+   checks it before appending anything; ``runledger audit verify FILE`` checks it offline.
 
 Version 2 adds the run files' contents (``ledger.persistence.blobs``), between the header and the
 first event: per stored content, the chunks not yet written (``{"chunk": <hex sha256>, "data":
@@ -44,7 +50,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -54,7 +62,10 @@ import attrs
 import msgpack
 from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 
+from ledger.domain.digest import Digest
 from ledger.domain.errors import BlobError, LedgerError, StoreError
+from ledger.domain.log_record import encode_record, new_packer, unpack_id
+from ledger.domain.merkle import CompactRange, leaf_hash
 from ledger.persistence.errors import store_errors
 from ledger.persistence.retry import RETRY
 
@@ -63,6 +74,8 @@ if TYPE_CHECKING:
 
 FORMAT = "runledger-export"
 FORMAT_VERSION = 2
+#: The header's promise that the trailer carries the RFC 9162 digest of the events.
+DIGEST_KIND = "rfc9162-sha256"
 PAGE_SIZE = 1000
 BATCH_SIZE = 500
 
@@ -73,6 +86,10 @@ FileArg = str | os.PathLike[str] | IO[bytes]
 
 class TransferError(LedgerError, ValueError):
     """The file is not a runledger export, is of a newer format, or is truncated or damaged."""
+
+
+class ExportDigestError(TransferError):
+    """The export's events do not hash to the root its trailer records: the file was changed."""
 
 
 @attrs.frozen
@@ -114,22 +131,18 @@ class ImportSummary:
     blobs_added: int = 0
 
 
-def _pack_id(originator_id: UUID | str) -> bytes | str:
-    return originator_id.bytes if isinstance(originator_id, UUID) else str(originator_id)
-
-
 def _unpack_id(value: Any) -> UUID | str:
-    if isinstance(value, bytes) and len(value) == 16:
-        return UUID(bytes=value)
-    if isinstance(value, str):
-        return value
-    raise TransferError(f"Not a stream id in the export: {value!r}")
+    try:
+        return unpack_id(value)
+    except ValueError:
+        raise TransferError(f"Not a stream id in the export: {value!r}") from None
 
 
 # ---------------------------------------------------------------------- export
 def export_ledger(app: LedgerApplication, file: FileArg,
                   progress: Progress | None = None, *, until: int | None = None,
-                  keep: Callable[[Notification], bool] | None = None) -> ExportSummary:
+                  keep: Callable[[Notification], bool] | None = None,
+                  sign_key: Any = None) -> ExportSummary:
     """Write the whole event log of ``app`` to ``file`` as a msgpack stream.
 
     Events appended while the export runs are left out: the export is the log up to its last
@@ -143,6 +156,8 @@ def export_ledger(app: LedgerApplication, file: FileArg,
         until: stop at this position (the log as it stood after that event; ``audit replay``).
         keep: called with each event in log order; only those it returns true for are
             written (``audit replay`` to a time keeps each stream's events up to it).
+        sign_key: an Ed25519 private key (``ledger.domain.digest.load_private_key``): the
+            trailer's digest is signed with it.
 
     Returns:
         What was written.
@@ -156,7 +171,8 @@ def export_ledger(app: LedgerApplication, file: FileArg,
         partial = path.with_name(path.name + ".partial")
         try:
             with open(partial, "wb") as handle:
-                summary = export_ledger(app, handle, progress, until=until, keep=keep)
+                summary = export_ledger(app, handle, progress, until=until, keep=keep,
+                                        sign_key=sign_key)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(partial, path)
@@ -169,11 +185,13 @@ def export_ledger(app: LedgerApplication, file: FileArg,
     if until is not None:
         last = min(last, until)
     source = app.store.display_url
+    exported_at = datetime.now(timezone.utc).isoformat()
     file.write(packer.pack({
         "format": FORMAT, "version": FORMAT_VERSION, "source": source,
         "application": app.name, "transcoder": "msgpack", "last_position": last,
-        "exported_at": datetime.now(timezone.utc).isoformat(),
+        "exported_at": exported_at, "digest": DIGEST_KIND,
     }))
+    tree = CompactRange()
     if progress is not None:
         progress(0, last)
     blob_count = _export_blobs(app, file, packer)
@@ -188,14 +206,19 @@ def export_ledger(app: LedgerApplication, file: FileArg,
         for n in page:
             if keep is not None and not keep(n):
                 continue
-            file.write(packer.pack([n.id, _pack_id(n.originator_id), n.originator_version,
-                                    n.topic, n.state]))
+            leaf = encode_record(n.id, n.originator_id, n.originator_version, n.topic, n.state,
+                                 packer.pack)
+            file.write(leaf)
+            tree.append(leaf_hash(leaf))
             count += 1
         position = page[-1].id
         if progress is not None:
             progress(position, last)
+    digest = Digest(count, tree.root(), exported_at, source)
+    if sign_key is not None:
+        digest = digest.signed(sign_key)
     file.write(packer.pack({"end": True, "events": count, "last_position": last,
-                            "blobs": blob_count}))
+                            "blobs": blob_count, "digest": digest.to_json()}))
     if progress is not None and position < last:
         progress(last, last)
     return ExportSummary(events=count, last_position=last, source=source, blobs=blob_count)
@@ -292,8 +315,134 @@ def _header(obj: Any) -> dict[str, Any]:
     return obj
 
 
+def _unpacker(file: IO[bytes]) -> Any:
+    return msgpack.Unpacker(file, raw=False, strict_map_key=False,
+                            max_buffer_size=256 * 1024 * 1024)
+
+
+@attrs.define
+class ExportReader:
+    """Reads an export file's events in order, then its trailer (for verifying it offline).
+
+    Args:
+        file: a binary file object open for reading, at the start of the export.
+
+    Raises:
+        TransferError: not a runledger export, or a newer format.
+    """
+
+    file: IO[bytes]
+    header: dict[str, Any] = attrs.field(init=False)
+    trailer: dict[str, Any] | None = attrs.field(init=False, default=None)
+    _unpacker: Any = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._unpacker = _unpacker(self.file)
+        try:
+            self.header = _header(next(self._unpacker))
+        except StopIteration:
+            raise TransferError("Not a runledger export (the file is empty)") from None
+        except (ValueError, msgpack.UnpackException) as error:
+            raise TransferError(f"Not a runledger export ({error})") from error
+
+    def events(self) -> Iterator[tuple[int, UUID | str, int, str, bytes]]:
+        """Yield ``(notification_id, originator_id, originator_version, topic, state)`` per
+        event; afterwards :attr:`trailer` holds the trailer.
+
+        Raises:
+            TransferError: the file is damaged or truncated (after the events before it).
+        """
+        position = read = 0
+        try:
+            for item in self._unpacker:
+                if isinstance(item, dict):
+                    if "chunk" in item or "blob" in item:
+                        # Run file contents: not leaves of the digest; each chunk is named by
+                        # its own SHA-256 and checked against it on import.
+                        continue
+                    self.trailer = item
+                    break
+                try:
+                    notification_id, stream, version, topic, state = item
+                    record = (int(notification_id), _unpack_id(stream), int(version),
+                              str(topic), bytes(state))
+                except (TypeError, ValueError) as error:
+                    raise TransferError(f"Damaged event record after position {position}: "
+                                        f"{error}") from error
+                position = record[0]
+                read += 1
+                yield record
+        except (ValueError, msgpack.UnpackException) as error:
+            raise TransferError(f"The export is damaged after position {position} "
+                                f"({error})") from error
+        if self.trailer is None or not self.trailer.get("end"):
+            raise TransferError(f"The export is truncated after position {position}")
+        if self.trailer.get("events") != read:
+            raise TransferError(f"The export's trailer counts {self.trailer.get('events')} "
+                                f"events, but {read} were read")
+
+    def digest(self) -> Digest | None:
+        """Return the trailer's digest (``None`` for a file of an older runledger).
+
+        Raises:
+            TransferError: read before the events, or the digest is malformed.
+        """
+        if self.trailer is None:
+            raise TransferError("The export's trailer is read after its events")
+        data = self.trailer.get("digest")
+        if data is None:
+            return None
+        try:
+            return Digest.from_json(data)
+        except ValueError as error:
+            raise TransferError(f"The export's trailer digest is malformed: {error}") from None
+
+
+def check_export(file: FileArg, public_key: Any = None) -> Digest | None:
+    """Recompute the root of an export's events and compare it with its trailer's digest.
+
+    Args:
+        file: a path, or a seekable binary file object (read from where it stands).
+        public_key: a trusted Ed25519 public key: the trailer's digest must be signed by it.
+
+    Returns:
+        The trailer's digest, or ``None`` for a file of an older runledger (nothing to check).
+
+    Raises:
+        ExportDigestError: the events do not hash to the trailer's root (or their count
+            differs from its tree size).
+        SignatureError: ``public_key`` given and the digest is unsigned or not signed by it.
+        TransferError: not an export, or a damaged or truncated file.
+        OSError: reading the file failed.
+    """
+    if isinstance(file, (str, os.PathLike)):
+        with open(file, "rb") as handle:
+            return check_export(handle, public_key)
+    reader = ExportReader(file)
+    tree = CompactRange()
+    pack = new_packer()
+    for record in reader.events():
+        tree.append(leaf_hash(encode_record(*record, packer=pack)))
+    digest = reader.digest()
+    if digest is None:
+        if public_key is not None:
+            from ledger.domain.errors import SignatureError
+
+            raise SignatureError("The export carries no digest to check a signature of "
+                                 "(it was written by an older runledger)")
+        return None
+    if digest.tree_size != tree.size or digest.root_hash != tree.root():
+        raise ExportDigestError(
+            f"The export's {tree.size} events hash to {tree.root().hex()}, but its trailer "
+            f"records {digest.tree_size} events with root {digest.root_hash.hex()}: the file "
+            "was changed after it was written")
+    if public_key is not None:
+        digest.check_signature(public_key)
+    return digest
+
+
 def import_ledger(app: LedgerApplication, file: FileArg, progress: Progress | None = None, *,
-                  batch_size: int = BATCH_SIZE) -> ImportSummary:
+                  batch_size: int = BATCH_SIZE, public_key: Any = None) -> ImportSummary:
     """Append the events of an export into the ledger of ``app``, skipping those it holds.
 
     Args:
@@ -302,11 +451,15 @@ def import_ledger(app: LedgerApplication, file: FileArg, progress: Progress | No
         progress: called with (source position reached, source's last position) after each
             batch.
         batch_size: events per transaction.
+        public_key: a trusted Ed25519 public key: the file's digest must be signed by it.
 
     Returns:
         What was added, skipped and found in conflict.
 
     Raises:
+        ExportDigestError: the file's events do not hash to the root its trailer records
+            (nothing is appended: the file is checked first).
+        SignatureError: ``public_key`` given and the file's digest is not signed by it.
         TransferError: not an export, a newer format, or a damaged or truncated file (the events
             before the damage are imported: a consistent prefix; import the complete file
             again to finish).
@@ -315,9 +468,34 @@ def import_ledger(app: LedgerApplication, file: FileArg, progress: Progress | No
     """
     if isinstance(file, (str, os.PathLike)):
         with open(file, "rb") as handle:
-            return import_ledger(app, handle, progress, batch_size=batch_size)
-    unpacker = msgpack.Unpacker(file, raw=False, strict_map_key=False,
-                                max_buffer_size=256 * 1024 * 1024)
+            return import_ledger(app, handle, progress, batch_size=batch_size,
+                                 public_key=public_key)
+    if not file.seekable():
+        # The digest is checked before anything is appended, which reads the file twice.
+        with tempfile.TemporaryFile() as spool:
+            shutil.copyfileobj(file, spool)
+            spool.seek(0)
+            return import_ledger(app, spool, progress, batch_size=batch_size,
+                                 public_key=public_key)
+    start = file.tell()
+    try:
+        check_export(file, public_key)
+    except ExportDigestError:
+        raise
+    except TransferError as error:
+        # A damaged or truncated file. One whose header promises a digest is refused whole:
+        # its events cannot be checked, and a forger could cut a file short right after the
+        # event they changed. A file of an older runledger imports up to the damage, as before.
+        file.seek(start)
+        try:
+            promised = _header(next(_unpacker(file))).get("digest") is not None
+        except (StopIteration, ValueError, msgpack.UnpackException):
+            promised = False
+        if promised:
+            raise TransferError(f"{error}; nothing was imported: the digest of this export "
+                                "cannot be checked on a damaged or truncated file") from error
+    file.seek(start)
+    unpacker = _unpacker(file)
     try:
         header = _header(next(unpacker))
     except StopIteration:

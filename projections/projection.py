@@ -81,12 +81,16 @@ class Projection(abc.ABC):
             ``UNIQUE`` constraints that :meth:`apply` looks rows up by belong here.
         indexes: index name -> ``CREATE INDEX IF NOT EXISTS`` template: the indexes only queries
             need (a rebuild loads the tables without them and creates them at the end).
+        raw: True for a projection of every event of the log whatever its topic, undecoded:
+            :meth:`apply` then receives ``(notification id, topic, Notification)`` for each
+            (the sealing projection hashes the stored bytes); ``topics`` is not used.
     """
 
     name: ClassVar[str]
     topics: ClassVar[frozenset[str]]
     tables: ClassVar[dict[str, str]]
     indexes: ClassVar[dict[str, str]] = {}
+    raw: ClassVar[bool] = False
 
     def __init__(self, app: LedgerApplication, dialect: Dialect) -> None:
         """Bind the projection to a ledger.

@@ -43,8 +43,9 @@ _LOCK_POSITIONS = ("UPDATE {tracking} SET notification_id = notification_id "
                    "WHERE application_name IN ({marks})")
 _RESET_POSITION = "UPDATE {tracking} SET notification_id = 0 WHERE application_name = ?"
 
-# A page read from the log: how many notifications, the last id, the decoded events of interest.
-_Page = tuple[int, int, list[LoggedEvent]]
+# A page read from the log: how many notifications, the last id, the decoded events of interest,
+# and every notification undecoded as (id, topic, notification) when a raw projection reads it.
+_Page = tuple[int, int, list[LoggedEvent], list[LoggedEvent]]
 
 
 class StalePositionError(Exception):
@@ -126,7 +127,8 @@ class Projector:
         # The lowest position this projector has seen stored. Only a rebuild by another process
         # can move the stored one back behind it.
         self.position = 0
-        self._topics = frozenset().union(*(p.topics for p in self.projections))
+        self._topics = frozenset().union(*(p.topics for p in self.projections if not p.raw))
+        self._raw = any(p.raw for p in self.projections)
 
     # ------------------------------------------------------------------ positions
     def _select_positions(self, cursor: DbCursor) -> dict[str, int]:
@@ -250,12 +252,12 @@ class Projector:
         while True:
             start = min(positions.values())
             self.position = start
-            count, end, events = self._read_page(start, size)
+            count, end, events, raw = self._read_page(start, size)
             if count == 0:
                 break
             behind = [p for p in self.projections if positions[p.name] < end]
             try:
-                self._apply_page(behind, events, positions, start, end)
+                self._apply_page(behind, events, raw, positions, start, end)
             except (StalePositionError, IntegrityError, OperationalError) as error:
                 if not is_conflict(error):
                     raise
@@ -282,14 +284,16 @@ class Projector:
         with a topic some projection reads)."""
         page = self.app.read_log(start, size)
         if not page:
-            return 0, start, []
+            return 0, start, [], []
         topics = self._topics
         decode = self.app.decode
+        raw = [(n.id, n.topic, n) for n in page] if self._raw else []
         return len(page), page[-1].id, [(n.id, n.topic, decode(n)) for n in page
-                                        if n.topic in topics]
+                                        if n.topic in topics], raw
 
     def _apply_page(self, behind: list[Projection], events: list[LoggedEvent],
-                    positions: dict[str, int], start: int, end: int) -> None:
+                    raw: list[LoggedEvent], positions: dict[str, int], start: int,
+                    end: int) -> None:
         with self.dialect.transaction(self.datastore, commit=True) as (wrapped, cursor):
             self._lock_positions(cursor)
             stored = self._select_positions(cursor)
@@ -300,7 +304,9 @@ class Projector:
             for projection in behind:
                 after = positions[projection.name]
                 topics = projection.topics
-                if after == start:
+                if projection.raw:
+                    mine = raw if after == start else [e for e in raw if e[0] > after]
+                elif after == start:
                     mine = [e for e in events if e[1] in topics]
                 else:
                     mine = [e for e in events if e[0] > after and e[1] in topics]

@@ -5,5 +5,6 @@ from __future__ import annotations
 from projections.metrics import MetricProjection
 from projections.projection import Projection
 from projections.runs import RunProjection
+from projections.sealing import SealingProjection
 
-PROJECTIONS: list[type[Projection]] = [RunProjection, MetricProjection]
+PROJECTIONS: list[type[Projection]] = [RunProjection, MetricProjection, SealingProjection]

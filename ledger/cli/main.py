@@ -85,17 +85,34 @@ AUDIT_COMMANDS: dict[str, LazyEntry] = {
     "as-of": ("ledger.cli.audit_history:audit_as_of",
               "Show a run exactly as it was at a moment (the keys of `run show`, plus asOf, "
               "asOfPosition and archived)."),
+    "check-proof": ("ledger.cli.audit:check_proof_command",
+                    "Check a proof from `audit prove` against a digest, with no access to the "
+                    "ledger."),
+    "consistency": ("ledger.cli.audit:consistency_command",
+                    "Prove that the log of digest NEW extends the log of digest OLD: nothing "
+                    "before OLD's tree size was rewritten."),
     "diff": ("ledger.cli.audit_history:audit_diff",
              "Show what changed in a run between two moments: status, display name, "
              "description, archived, and properties, tags and metric counts, each old -> new."),
+    "digest": ("ledger.cli.audit:digest_command",
+               "Print the digest of the whole log (after catching up): its tree size and "
+               "Merkle root."),
     "history": ("ledger.cli.audit_history:audit_history",
                 "Show every recorded change of a run in log order: position, time, actor, what "
                 "(tags, properties, status... old -> new), and the reason of corrections and "
                 "archiving."),
+    "keygen": ("ledger.cli.audit:keygen",
+               "Write a new Ed25519 key pair for signing digests (needs the audit extra)."),
+    "prove": ("ledger.cli.audit:prove_command",
+              "Write inclusion proofs of every event of a run (and of its metrics) within a "
+              "digest."),
     "replay": ("ledger.cli.audit_history:audit_replay",
                "Write a ledger as the source stood at a moment: its events up to then, "
                "unchanged, into an empty store (every run's state in the copy equals the "
                "source's as of T)."),
+    "verify": ("ledger.cli.audit:verify_command",
+               "Recompute the Merkle roots from the stored events and compare them with "
+               "digests."),
 }
 PROJECTIONS_COMMANDS: dict[str, LazyEntry] = {
     "rebuild": ("ledger.cli.maintenance:rebuild_projections",

@@ -42,17 +42,23 @@ def _progress_bar(label: str) -> tuple[Callable[[int, int], None], Callable[[], 
 
 @click.command("export")
 @click.argument("file", type=click.Path(dir_okay=False, writable=True))
+@click.option("--sign", "sign", type=click.Path(exists=True, dir_okay=False), metavar="KEY",
+              help="Sign the digest in the file's trailer with this Ed25519 private key.")
 @workspace_options
-def export_command(file: str) -> None:
+def export_command(file: str, sign: str | None) -> None:
     """Write the whole event log to FILE (msgpack, streamed), for backup or another store.
+    Its trailer carries the Merkle root of its events (`runledger audit verify FILE`).
 
         runledger export ledger.rlx
     """
+    from ledger.domain.digest import load_private_key
     from ledger.transfer import export_ledger
 
+    key = load_private_key(sign) if sign is not None else None
     update, stop = _progress_bar("Exporting")
     try:
-        summary = export_ledger(access.open_workspace().ledger.application, file, progress=update)
+        summary = export_ledger(access.open_workspace().ledger.application, file, progress=update,
+                                sign_key=key)
     finally:
         stop()
     click.echo(f"Exported {summary.events} events (up to position {summary.last_position}) "
@@ -61,21 +67,26 @@ def export_command(file: str) -> None:
 
 @click.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--public-key", "public_key", type=click.Path(exists=True, dir_okay=False),
+              metavar="FILE", help="Refuse the file unless its digest is signed by this key.")
 @workspace_options
-def import_command(file: str) -> None:
+def import_command(file: str, public_key: str | None) -> None:
     """Append the events of an export FILE to this ledger; events it already holds are skipped,
     so importing twice adds nothing and a newer export adds only what is new.
 
-    Exit status 1 if the file holds events that differ from this ledger's at the same place.
+    Exit status 1 if the file holds events that differ from this ledger's at the same place,
+    or if its events do not hash to the digest in its trailer (then nothing is imported).
 
         runledger --store postgresql://postgres@127.0.0.1:5432/test import ledger.rlx
     """
+    from ledger.domain.digest import load_public_key
     from ledger.transfer import import_ledger
 
+    key = load_public_key(public_key) if public_key is not None else None
     workspace = access.open_workspace()
     update, stop = _progress_bar("Importing")
     try:
-        summary = import_ledger(workspace.ledger.application, file, progress=update)
+        summary = import_ledger(workspace.ledger.application, file, progress=update, public_key=key)
     finally:
         stop()
     click.echo(f"Imported from {summary.source}: {summary.events} events read, "

@@ -141,3 +141,15 @@ class FileDamagedError(BlobError):
         self.run_id = run_id
         self.name = name
         super().__init__(f"File {name!r} of run {run_id!r} is damaged: {detail}")
+
+
+class AuditError(LedgerError):
+    """Base class of the tamper-evidence errors (``ledger.audit``, ``runledger audit ...``)."""
+
+
+class DigestError(AuditError, ValueError):
+    """A digest (or a proof file) is not understood: not JSON, a field missing or malformed."""
+
+
+class SignatureError(AuditError):
+    """A digest's Ed25519 signature is missing or does not verify with the trusted public key."""

@@ -152,6 +152,14 @@ def test_a_truncated_export_imports_a_prefix_and_says_so(tmp_path: Path,
     summary = export_ledger(source.ledger.application, buffer)
     data = buffer.getvalue()
     target = Workspace(store=store_factory("sqlite"))
+    # A file that carries a digest is refused whole when truncated (its digest cannot be
+    # checked: docs/audit.md); a file of an older runledger, without one, imports its prefix.
+    with pytest.raises(TransferError, match=r"nothing was imported"):
+        import_ledger(target._session.app, io.BytesIO(data[: len(data) // 2]), batch_size=7)
+    assert raw_log(target._session.app) == []
+    items = list(msgpack.Unpacker(io.BytesIO(data), raw=False, strict_map_key=False))
+    del items[0]["digest"], items[-1]["digest"]
+    data = b"".join(msgpack.packb(item, use_bin_type=True) for item in items)
     with pytest.raises(TransferError, match=r"truncated|damaged"):
         import_ledger(target.ledger.application, io.BytesIO(data[: len(data) // 2]), batch_size=7)
     partial = raw_log(target.ledger.application)
