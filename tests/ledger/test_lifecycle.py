@@ -153,7 +153,8 @@ def test_fail_with_a_string(exp: Experiment) -> None:
     run = exp.start_logging()
     run.fail("the data was bad")
     assert run.get_status() == "Failed"
-    assert run.get_details()["error"]["error"] == {"code": "UserError", "message": "the data was bad"}
+    assert run.get_details()["error"]["error"] == {"code": "UserError",
+                                                   "message": "the data was bad"}
 
 
 def test_fail_with_an_exception(exp: Experiment) -> None:
