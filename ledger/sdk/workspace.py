@@ -14,7 +14,9 @@ from ledger.domain.names import LOCAL_IDENTITY
 from ledger.persistence.store import StoreConfig
 from ledger.sdk.compute import ComputeTargets
 from ledger.sdk.details import iso_utc
+from ledger.sdk.environment import Environment
 from ledger.sdk.experiment import Experiment, ExperimentCache
+from ledger.sdk.run import Run
 from ledger.sdk.session import LedgerSession, open_session
 
 if TYPE_CHECKING:
@@ -274,8 +276,21 @@ class Workspace:
 
     @property
     def experiments(self) -> dict[str, Experiment]:
-        """The workspace's experiments by name."""
+        """The workspace's active (not archived) experiments by name."""
         return {e.name: e for e in Experiment.list(self)}
+
+    @property
+    def environments(self) -> dict[str, Environment]:
+        """The registered environments by name, each at its latest version."""
+        return Environment.list(self)
+
+    def get_run(self, run_id: str) -> Run:
+        """Return a run of the workspace by id, whatever its experiment.
+
+        Raises:
+            RunNotFoundError: no run has this id.
+        """
+        return Run.get(self, run_id)
 
     def flush(self) -> None:
         """Append everything buffered in this process for this ledger; returns when durable."""

@@ -167,6 +167,7 @@ def test_get_run_loads_a_run(exp: Experiment) -> None:
     run.complete()
     assert get_run(exp, run.id) == run
     assert get_run(exp, run.id).get_status() == "Completed"
+    assert exp.workspace.get_run(run.id) == run
 
 
 # ---------------------------------------------------------------------------------- runs
@@ -306,6 +307,7 @@ def test_environment_versions_are_immutable_events(ws: Workspace) -> None:
     assert first.docker.enabled is False
     assert list(first.python.conda_dependencies.pip_packages) == ["scikit-learn==1.4"]
     assert set(Environment.list(ws)) == {"train-env"}
+    assert ws.environments["train-env"].version == "2"
     assert Environment.list(ws)["train-env"].version == "2"
     with pytest.raises(EnvironmentNotFoundError):
         Environment.get(ws, "train-env", version="3")
@@ -492,3 +494,35 @@ def test_get_context_outside_a_submitted_run_is_an_offline_run(tmp_path: Path) -
     assert run.get_status() == "Completed"  # ended at interpreter exit
     assert run.get_metrics() == {"accuracy": 0.9}
     assert run.type == "experiment_run"
+
+
+def test_script_run_config_and_run_configuration_attributes(tmp_path: Path) -> None:
+    config = ScriptRunConfig(source_directory=str(tmp_path), script="train.py",
+                             arguments=["--lr", 0.1], compute_target="cpu-cluster",
+                             max_run_duration_seconds=30)
+    assert config.source_directory == str(tmp_path)
+    assert config.arguments == ["--lr", 0.1] == config.run_config.arguments
+    assert config.compute_target == "cpu-cluster"
+    assert config.max_run_duration_seconds == 30 == config.run_config.max_run_duration_seconds
+    assert config.command is None
+    command = ScriptRunConfig(".", command=["python", "train.py", "--x"])
+    assert command.command == ["python", "train.py", "--x"] and command.script is None
+    run_config = RunConfiguration()
+    assert (run_config.framework, run_config.communicator, run_config.node_count) == (
+        "Python", "None", 1)
+    assert run_config.max_run_duration_seconds is None
+    assert run_config.environment_variables is run_config.environment.environment_variables
+
+
+def test_environment_clone_and_docker_image(ws: Workspace, tmp_path: Path) -> None:
+    base = Environment.from_docker_image("gpu-env", "mcr.microsoft.com/azureml/gpu:latest")
+    assert base.docker.base_image == "mcr.microsoft.com/azureml/gpu:latest"
+    base.environment_variables["A"] = "1"
+    base.register(ws)
+    copy = base.clone("gpu-env-copy")
+    assert (copy.name, copy.version) == ("gpu-env-copy", None)
+    assert copy.docker.base_image == base.docker.base_image
+    assert copy.environment_variables == {"A": "1"}
+    assert copy.register(ws).version == "1"
+    assert copy.get_details()["name"] == "gpu-env-copy"
+    assert Environment.get(ws, "gpu-env-copy") == copy
