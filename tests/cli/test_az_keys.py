@@ -1,5 +1,5 @@
-"""``run list``/``run show --az-keys`` (the Azure CLI's record shape) and ``run list --last``'s
-default of 10, as the Azure CLI's."""
+"""``run list``/``run show --az-keys`` (the Azure CLI's record shape), ``run list --last``'s
+default of 10, as the Azure CLI's, and experiment tags and archiving in ``experiment list``."""
 
 from __future__ import annotations
 
@@ -46,3 +46,12 @@ def test_list_gives_the_last_10_by_default(invoke: Invoke, workspace: Workspace)
     assert listed == ids[::-1][:10]
     everything = stdout_json(invoke("run", "list", "-e", "many", "--last", "0"))
     assert len(everything) == 12
+
+
+def test_experiment_list_shows_tags_and_archiving(invoke: Invoke, workspace: Workspace) -> None:
+    Experiment(workspace, "kept").tag("team", "vision")
+    Experiment(workspace, "old").archive()
+    experiments = {e["name"]: e for e in stdout_json(invoke("experiment", "list"))}
+    assert experiments["kept"]["tags"] == {"team": "vision"}
+    assert "archivedTime" not in experiments["kept"]
+    assert experiments["old"]["archivedTime"].endswith("Z")

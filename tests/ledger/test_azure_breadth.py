@@ -159,6 +159,9 @@ def test_the_seed_module_paths_give_the_same_classes() -> None:
     assert ledger.run.Run is ledger.Run
     assert ledger.script_run_config.ScriptRunConfig is ledger.ScriptRunConfig
     assert ledger.runconfig.RunConfiguration is RunConfiguration
+    assert ledger.Environment is Environment  # from azureml.core import Environment
+    assert ledger.RunConfiguration is RunConfiguration and ledger.ViewType is ViewType
+    assert ledger.ComputeTarget is ComputeTarget
     assert issubclass(_OfflineRun, Run)
 
 
