@@ -114,6 +114,17 @@ def test_from_config_finds_dot_azureml_config_in_a_parent(monkeypatch: pytest.Mo
     assert ws.settings.store.path == (project / ".runledger" / "ledger.db").resolve()
 
 
+def test_a_bad_azure_config_value_is_a_clear_error(tmp_path: Path) -> None:
+    from ledger import StoreConfigError
+
+    file = write_json(tmp_path / "cfg" / "config.json",
+                      {"subscription_id": 42, "workspace_name": "w"})
+    with pytest.raises(StoreConfigError, match="subscription_id must be a string"):
+        Workspace.from_config(path=file)
+    named = write_json(tmp_path / "other" / "aml.json", {"workspace_name": "by-file-name"})
+    assert Workspace.from_config(path=named.parent, _file_name="aml.json").name == "by-file-name"
+
+
 def test_an_unrelated_config_json_is_passed_over() -> None:
     write_json(Path("config.json"), {"theme": "dark"})
     ws = Workspace.from_config()
