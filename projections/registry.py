@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from projections.experiments import ExperimentProjection
 from projections.metrics import MetricProjection
 from projections.projection import Projection
 from projections.runs import RunProjection
 
-PROJECTIONS: list[type[Projection]] = [RunProjection, MetricProjection]
+PROJECTIONS: list[type[Projection]] = [RunProjection, MetricProjection, ExperimentProjection]
