@@ -18,6 +18,7 @@ from ledger._version import VERSION, __version__
 if TYPE_CHECKING:
     from ledger.domain.errors import (
         ConcurrencyError,
+        EnvironmentNotFoundError,
         ExperimentNotFoundError,
         InvalidTransitionError,
         LedgerError,
@@ -30,7 +31,9 @@ if TYPE_CHECKING:
         ValidationError,
     )
     from ledger.domain.status import RunStatus
-    from ledger.sdk.experiment import Experiment
+    from ledger.sdk.compute import ComputeTarget
+    from ledger.sdk.environment import Environment, RunConfiguration
+    from ledger.sdk.experiment import Experiment, ViewType
     from ledger.sdk.history import HistoryEntry
     from ledger.sdk.run import Run
     from ledger.sdk.script import ScriptRun, ScriptRunConfig
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
 _ERRORS = "ledger.domain.errors"
 _LAZY = {
     "ConcurrencyError": _ERRORS,
+    "EnvironmentNotFoundError": _ERRORS,
     "ExperimentNotFoundError": _ERRORS,
     "InvalidTransitionError": _ERRORS,
     "LedgerError": _ERRORS,
@@ -50,7 +54,11 @@ _LAZY = {
     "StoreError": _ERRORS,
     "ValidationError": _ERRORS,
     "RunStatus": "ledger.domain.status",
+    "ComputeTarget": "ledger.sdk.compute",
+    "Environment": "ledger.sdk.environment",
     "Experiment": "ledger.sdk.experiment",
+    "RunConfiguration": "ledger.sdk.environment",
+    "ViewType": "ledger.sdk.experiment",
     "HistoryEntry": "ledger.sdk.history",
     "Run": "ledger.sdk.run",
     "ScriptRun": "ledger.sdk.script",
@@ -60,7 +68,10 @@ _LAZY = {
 
 __all__ = [
     "VERSION",
+    "ComputeTarget",
     "ConcurrencyError",
+    "Environment",
+    "EnvironmentNotFoundError",
     "Experiment",
     "ExperimentNotFoundError",
     "HistoryEntry",
@@ -68,6 +79,7 @@ __all__ = [
     "LedgerError",
     "PropertyImmutableError",
     "Run",
+    "RunConfiguration",
     "RunFailedError",
     "RunFinishedError",
     "RunNotFoundError",
@@ -77,6 +89,7 @@ __all__ = [
     "StoreConfigError",
     "StoreError",
     "ValidationError",
+    "ViewType",
     "Workspace",
     "__version__",
 ]

@@ -26,6 +26,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import resolve_topic
 
+from ledger.domain.environment import EnvironmentAggregate, environment_stream_id
 from ledger.domain.errors import (
     ConcurrencyError,
     RunNotFoundError,
@@ -248,6 +249,90 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         except IntegrityError:
             return self.get_experiment(name)
         return experiment
+
+    def experiment_command(self, name: str,
+                           command: Callable[[ExperimentAggregate], T]) -> T:
+        """Apply ``command`` to the experiment ``name`` and append its events, all or nothing,
+        retried if another writer changed the experiment first.
+
+        Raises:
+            LookupError: no such experiment.
+            ConcurrencyError: the command conflicted on every attempt.
+            StoreError: the store failed.
+            Whatever ``command`` raises (nothing is written then).
+        """
+        for _attempt in RETRY.attempts():
+            experiment = self.get_experiment(name)
+            result = command(experiment)
+            if not experiment.pending_events:
+                return result
+            try:
+                self.save_all(experiment)
+            except IntegrityError:
+                continue
+            return result
+        raise ConcurrencyError(
+            f"Experiment {name!r} kept changing under this command: gave up retrying")
+
+    def register_environment(self, name: str, definition: dict[str, Any],
+                             actor: Actor) -> str:
+        """Register an environment definition; return its version (the latest one when the
+        definition is unchanged), retried if another writer registered first.
+
+        Raises:
+            ValidationError: a bad name or definition.
+            ConcurrencyError: other writers kept registering first.
+            StoreError: the store failed.
+        """
+        for _attempt in RETRY.attempts():
+            try:
+                environment = self.get_environment(name)
+            except LookupError:
+                environment = EnvironmentAggregate.create(name, actor)
+            version = environment.register(definition, actor)
+            if not environment.pending_events:
+                return version
+            try:
+                self.save_all(environment)
+            except IntegrityError:
+                continue
+            return version
+        raise ConcurrencyError(
+            f"Environment {name!r} kept changing under this registration: gave up retrying")
+
+    def get_environment(self, name: str) -> EnvironmentAggregate:
+        """Load an environment's registered versions by name.
+
+        Raises:
+            LookupError: no environment of this name was registered.
+            StoreError: the store failed.
+        """
+        with store_errors(self._reading):
+            try:
+                environment: Any = self.repository.get(environment_stream_id(name))
+            except AggregateNotFoundError:
+                raise LookupError(name) from None
+        if not isinstance(environment, EnvironmentAggregate):
+            raise LookupError(name)
+        return environment
+
+    def environment_names(self) -> list[str]:
+        """Return the names of every registered environment, sorted (a read of the log's
+        ``Environment.Created`` events).
+
+        Raises:
+            StoreError: the store failed.
+        """
+        names: set[str] = set()
+        position = 0
+        while True:
+            page = self.read_log(position, 1000, topics=[EnvironmentAggregate.Created.TOPIC])
+            if not page:
+                return sorted(names)
+            for notification in page:
+                event: Any = self.decode(notification)
+                names.add(event.name)
+            position = page[-1].id
 
     def append_metrics(self, run_id: str, series: list[list[Any]], actor: Actor) -> int:
         """Append one batch of metric series to the run's metric stream.

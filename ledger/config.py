@@ -15,9 +15,17 @@ Configuration file. ``Workspace.from_config(path=None)`` looks for, in this orde
    filesystem boundary (a parent on another device is not searched), as git stops its search for
    a repository.
 
-A configuration file is JSON: ``{"store": "<store URL>", "name": "<workspace name>"}``; both keys
-are optional, and a relative SQLite path in it is relative to the file's own folder (for
-``.runledger/config.json``, relative to the folder holding ``.runledger/``). When no file is found
+In each folder runledger's own files come first, then the Azure ML SDK's ``config.json`` and
+``.azureml/config.json`` (what ``az ml folder attach`` and ``Workspace.write_config()`` write) --
+these two only when they hold a JSON object with one of ``subscription_id``, ``resource_group`` or
+``workspace_name``, so an unrelated ``config.json`` is passed over.
+
+A configuration file is JSON: ``{"store": "<store URL>", "name": "<workspace name>"}`` and the Azure
+ML keys ``subscription_id``, ``resource_group``, ``workspace_name`` (the name, when ``name`` is
+absent) and ``location``, kept as the workspace's identity; every key is optional, and a
+relative SQLite path in it is relative to the file's own folder (for
+``.runledger/config.json`` and ``.azureml/config.json``, relative to the folder holding
+``.runledger/`` or ``.azureml/``). When no file is found
 the embedded default ``./.runledger/ledger.db`` is used. ``RUNLEDGER_STORE`` overrides the store of
 any file. The file found is ``Workspace.config_file``.
 
@@ -45,6 +53,8 @@ import attrs
 
 from ledger.domain.errors import StoreConfigError
 from ledger.domain.names import (
+    AZURE_CONFIG_FILE_NAMES,
+    AZURE_CONFIG_KEYS,
     CONFIG_ENV,
     CONFIG_FILE_NAMES,
     FLUSH_INTERVAL_ENV,
@@ -70,6 +80,9 @@ class LedgerSettings:
         user: the user recorded on every change (``None``: the OS user).
         flush_interval: seconds between background flushes.
         metric_batch: buffered metric values that trigger an append.
+        subscription_id: the Azure ML subscription id given or configured (``None``: none).
+        resource_group: the Azure ML resource group given or configured.
+        location: the Azure ML location given or configured.
     """
 
     name: str
@@ -78,12 +91,28 @@ class LedgerSettings:
     user: str | None = None
     flush_interval: float = DEFAULT_FLUSH_INTERVAL
     metric_batch: int = DEFAULT_METRIC_BATCH
+    subscription_id: str | None = None
+    resource_group: str | None = None
+    location: str | None = None
+
+
+def _is_azure_config(path: Path) -> bool:
+    """Whether a ``config.json`` is the Azure ML SDK's (a JSON object with one of its keys)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and any(key in data for key in AZURE_CONFIG_KEYS)
 
 
 def _find_in(directory: Path) -> Path | None:
     for candidate in CONFIG_FILE_NAMES:
         path = directory / candidate
         if path.is_file():
+            return path
+    for candidate in AZURE_CONFIG_FILE_NAMES:
+        path = directory / candidate
+        if path.is_file() and _is_azure_config(path):
             return path
     return None
 
@@ -137,7 +166,7 @@ def find_config_file(path: str | os.PathLike[str] | None = None,
                 return found
         raise StoreConfigError(
             f"No runledger configuration file at {str(given)!r} "
-            f"(looked for {' and '.join(CONFIG_FILE_NAMES)})")
+            f"(looked for {', '.join(CONFIG_FILE_NAMES + AZURE_CONFIG_FILE_NAMES)})")
     env_path = env.get(CONFIG_ENV)
     if env_path:
         return find_config_file(env_path, env)
@@ -173,9 +202,21 @@ def _positive(env: Mapping[str, str], name: str, default: float, kind: type) -> 
     return value
 
 
+def _text(data: Mapping[str, Any], key: str, file: Path | None) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise StoreConfigError(
+            f"Configuration file {str(file)!r}: {key} must be a string, not {value!r}")
+    return value
+
+
 def resolve_settings(store: str | StoreConfig | None = None, *, name: str | None = None,
                      config_path: str | os.PathLike[str] | None = None, search: bool = True,
-                     environ: Mapping[str, str] | None = None) -> LedgerSettings:
+                     environ: Mapping[str, str] | None = None,
+                     subscription_id: str | None = None, resource_group: str | None = None,
+                     location: str | None = None) -> LedgerSettings:
     """Resolve a workspace's settings (see the module docstring for the sources and order).
 
     Args:
@@ -185,6 +226,9 @@ def resolve_settings(store: str | StoreConfig | None = None, *, name: str | None
         search: look for a configuration file when neither ``store`` nor ``config_path`` is
             given.
         environ: the environment (default ``os.environ``).
+        subscription_id: the Azure ML subscription id (over the file's).
+        resource_group: the Azure ML resource group (over the file's).
+        location: the Azure ML location (over the file's).
 
     Raises:
         StoreConfigError: a bad store URL, configuration file or environment variable.
@@ -203,11 +247,15 @@ def resolve_settings(store: str | StoreConfig | None = None, *, name: str | None
         base = Path.cwd()
         if file is not None:
             data = _read_file(file)
-            base = file.parent.parent if file.parent.name == ".runledger" else file.parent
+            base = (file.parent.parent if file.parent.name in (".runledger", ".azureml")
+                    else file.parent)
         url = env.get(STORE_ENV) or data.get("store") or default_store_url(base)
         parsed = parse_store_url(url, relative_to=base, synchronous=synchronous)
     return LedgerSettings(
         name=name or str(data.get("name") or data.get("workspace_name") or "default"),
         store=parsed, config_file=file, user=env.get(USER_ENV) or None,
         flush_interval=float(_positive(env, FLUSH_INTERVAL_ENV, DEFAULT_FLUSH_INTERVAL, float)),
-        metric_batch=int(_positive(env, METRIC_BATCH_ENV, DEFAULT_METRIC_BATCH, int)))
+        metric_batch=int(_positive(env, METRIC_BATCH_ENV, DEFAULT_METRIC_BATCH, int)),
+        subscription_id=subscription_id or _text(data, "subscription_id", file),
+        resource_group=resource_group or _text(data, "resource_group", file),
+        location=location or _text(data, "location", file))

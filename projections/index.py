@@ -54,7 +54,9 @@ _DESCENDANTS = (
 )
 _METRICS = ("SELECT run_id, name, kind, count, last, minimum, maximum, last_step "
             "FROM {p}rl_metrics WHERE run_id = ? ORDER BY name")
-_EXPERIMENTS = "SELECT name, created_at, run_count, created_by FROM {p}rl_experiments"
+_EXPERIMENTS = ("SELECT e.name, e.created_at, e.run_count, e.created_by, s.archived_at, "
+                "s.stream_id FROM {p}rl_experiments e "
+                "LEFT JOIN {p}rl_experiment_state s ON s.name = e.name")
 
 # A filter on tags or properties: (table kind, key, has a value to compare, the value).
 _Filter = tuple[str, str, bool, "str | None"]
@@ -554,8 +556,8 @@ class RunIndex:
             StoreError: the store failed.
         """
         with store_errors("Reading experiments"), self._read() as cursor:
-            cursor.execute(self._dialect.sql(_EXPERIMENTS + " ORDER BY name"))
-            return [self._experiment(row) for row in cursor.fetchall()]
+            cursor.execute(self._dialect.sql(_EXPERIMENTS + " ORDER BY e.name"))
+            return self._experiments_with_tags(cursor, cursor.fetchall())
 
     def experiment(self, name: str) -> ExperimentRow | None:
         """Return one experiment.
@@ -570,9 +572,10 @@ class RunIndex:
             StoreError: the store failed.
         """
         with store_errors("Reading an experiment"), self._read() as cursor:
-            cursor.execute(self._dialect.sql(_EXPERIMENTS + " WHERE name = ?"), (name,))
-            row = cursor.fetchone()
-        return self._experiment(row) if row is not None else None
+            cursor.execute(self._dialect.sql(_EXPERIMENTS + " WHERE e.name = ?"), (name,))
+            rows = cursor.fetchall()
+            found = self._experiments_with_tags(cursor, rows)
+        return found[0] if found else None
 
     # ------------------------------------------------------------------ helpers
     @contextmanager
@@ -580,11 +583,23 @@ class RunIndex:
         with self._dialect.transaction(self._datastore, commit=False) as (_wrapped, cursor):
             yield cursor
 
-    @staticmethod
-    def _experiment(row: Sequence[Any]) -> ExperimentRow:
-        return ExperimentRow(name=row[0], created_at=micros_to_datetime(row[1]),
-                             run_count=int(row[2]),
-                             created_by=row[3])
+    def _experiments_with_tags(self, cursor: DbCursor,
+                               rows: Sequence[Sequence[Any]]) -> list[ExperimentRow]:
+        """Build experiment rows, with the tags of all of them read in one query."""
+        streams = [bytes(row[5]) for row in rows if row[5] is not None]
+        tags: dict[bytes, dict[str, str | None]] = {}
+        for start in range(0, len(streams), 500):
+            chunk = streams[start:start + 500]
+            cursor.execute(self._dialect.sql(
+                "SELECT stream_id, key, value FROM {p}rl_experiment_tags WHERE stream_id IN ("
+                + ", ".join("?" * len(chunk)) + ")"), chunk)
+            for stream, key, value in cursor.fetchall():
+                tags.setdefault(bytes(stream), {})[key] = value
+        return [ExperimentRow(name=row[0], created_at=micros_to_datetime(row[1]),
+                              run_count=int(row[2]), created_by=row[3],
+                              archived_time=from_micros(row[4]),
+                              tags=tags.get(bytes(row[5]), {}) if row[5] is not None else {})
+                for row in rows]
 
     def _with_pairs(self, cursor: DbCursor, rows: Sequence[Sequence[Any]]) -> list[RunRow]:
         """Build run rows, with the properties and tags of all of them read in one query each."""

@@ -64,9 +64,12 @@ class MetricSummaryRow:
 
 @attrs.frozen
 class ExperimentRow:
-    """An experiment and how many runs (top-level and children) it holds."""
+    """An experiment, how many runs (top-level and children) it holds, its tags and when it was
+    archived (``None``: active)."""
 
     name: str
     created_at: datetime
     run_count: int
     created_by: str
+    archived_time: datetime | None = None
+    tags: dict[str, str | None] = attrs.field(factory=dict)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from projections.experiments import ExperimentProjection
 from projections.metrics import MetricProjection
 from projections.projection import Projection
 from projections.runs import RunProjection
 from projections.sealing import SealingProjection
 
-PROJECTIONS: list[type[Projection]] = [RunProjection, MetricProjection, SealingProjection]
+PROJECTIONS: list[type[Projection]] = [RunProjection, MetricProjection, ExperimentProjection,
+                                      SealingProjection]

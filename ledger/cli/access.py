@@ -179,10 +179,15 @@ def _select(details: Iterable[dict[str, Any]], tag_keys: list[str], property_key
 
 
 def experiment_rows(workspace: Workspace) -> list[dict[str, Any]]:
-    """The workspace's experiments, with their run counts, by name."""
+    """The workspace's experiments (archived ones too, with ``archivedTime``), with their run
+    counts and tags, by name."""
     rows = []
     for row in query_index(workspace).experiments():
-        rows.append({"name": row.name, "id": str(experiment_stream_id(row.name)),
-                     "createdTimeUtc": iso_utc(row.created_at), "createdBy": row.created_by,
-                     "runCount": row.run_count})
+        shown: dict[str, Any] = {
+            "name": row.name, "id": str(experiment_stream_id(row.name)),
+            "createdTimeUtc": iso_utc(row.created_at), "createdBy": row.created_by,
+            "runCount": row.run_count, "tags": dict(row.tags)}
+        if row.archived_time is not None:
+            shown["archivedTime"] = iso_utc(row.archived_time)
+        rows.append(shown)
     return sorted(rows, key=lambda r: str(r["name"]))

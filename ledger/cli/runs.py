@@ -19,8 +19,14 @@ from ledger.cli.options import (
 )
 from ledger.cli.output import emit
 from ledger.domain.status import RunStatus
+from ledger.sdk.details import az_record
 
 STATUSES = [status.value for status in RunStatus]
+DEFAULT_LAST = 10  # the Azure CLI's default of `az ml run list --last`
+
+AZ_KEYS_HELP = ("Give each run as the Azure CLI's record: snake_case keys (run_id, run_number, "
+                "experiment_name, status, start_time_utc, end_time_utc, tags, properties, "
+                "target, run_type, parent_run_id, display_name...). Applied before --query.")
 
 
 def show_result(data: Any) -> None:
@@ -34,9 +40,9 @@ def show_result(data: Any) -> None:
 @click.option("--parent-run-id", metavar="RUN_ID",
               help="List the children of this run instead (every descendant with "
                    "--include-children).")
-@click.option("--last", type=click.IntRange(min=0), default=0, metavar="N",
-              help="Only the N newest runs, counted before --query filters them. Default: 0, "
-                   "every run (the Azure CLI's default is 10).")
+@click.option("--last", type=click.IntRange(min=0), default=DEFAULT_LAST, metavar="N",
+              help="Only the N newest runs, counted before --query filters them. Default: 10, "
+                   "as the Azure CLI's; 0: every run.")
 @click.option("--status", type=click.Choice(STATUSES, case_sensitive=False), metavar="STATUS",
               help=f"Only runs with this status: {', '.join(STATUSES)}.")
 @click.option("--tags", "tags", multiple=True, type=KeyValue(), metavar="KEY[=VALUE]",
@@ -54,12 +60,13 @@ def show_result(data: Any) -> None:
 @click.option("--as-of", "as_of", type=Moment(), metavar="T",
               help="Answer as the ledger would have at T (an integer log position, or an "
                    "ISO-8601 time with a zone), each run as it was then.")
+@click.option("--az-keys", is_flag=True, help=AZ_KEYS_HELP)
 @click.argument("query_argument", metavar="[QUERY]", required=False)
 @common_options
 def list_runs(experiment_name: str | None, parent_run_id: str | None, last: int,
               status: str | None, tags: tuple[tuple[str, str | None], ...],
               properties: tuple[tuple[str, str | None], ...], include_children: bool,
-              minimal: bool, include_archived: bool, as_of: When | None,
+              minimal: bool, include_archived: bool, as_of: When | None, az_keys: bool,
               query_argument: str | None) -> None:
     """List runs, newest first, as run details (the keys of `run show`).
 
@@ -81,20 +88,24 @@ def list_runs(experiment_name: str | None, parent_run_id: str | None, last: int,
                   parent_run_id=parent_run_id, include_children=include_children,
                   status=canonical_status, tags=list(tags), properties=list(properties),
                   last=last or None, include_archived=include_archived)
-    show_result([access.minimal(r) for r in runs] if minimal else runs)
+    if minimal:
+        runs = [access.minimal(r) for r in runs]
+    show_result([az_record(r) for r in runs] if az_keys else runs)
 
 
 @click.command("show")
 @run_option()
 @experiment_option(help="Experiment of the run (checked, if given).")
+@click.option("--az-keys", is_flag=True, help=AZ_KEYS_HELP.replace("each run", "the run"))
 @common_options
-def show_run(run_id: str, experiment_name: str | None) -> None:
+def show_run(run_id: str, experiment_name: str | None, az_keys: bool) -> None:
     """Show a run's details (`Run.get_details()`, plus its number).
 
         runledger run show -r RUN_ID
     """
     run = access.get_run(access.open_workspace(), run_id, experiment_name)
-    show_result(access.run_details(run))
+    details = access.run_details(run)
+    show_result(az_record(details) if az_keys else details)
 
 
 @click.command("history")

@@ -33,6 +33,16 @@ class ExperimentNotFoundError(LedgerError, LookupError):
         super().__init__(f"Experiment {name!r} was not found in this ledger")
 
 
+class EnvironmentNotFoundError(LedgerError, LookupError):
+    """No environment (or no such version of it) is registered in the ledger."""
+
+    def __init__(self, name: str, version: str | None = None) -> None:
+        which = f"{name!r} version {version!r}" if version is not None else repr(name)
+        super().__init__(f"No environment {which} is registered")
+        self.name = name
+        self.version = version
+
+
 class InvalidTransitionError(LedgerError):
     """A call asked for a status change the transition table does not allow."""
 
@@ -102,11 +112,19 @@ class RunFailedError(LedgerError):
     """``wait_for_completion(raise_on_error=True)`` found the run Failed."""
 
     def __init__(self, run_id: str, error: dict[str, Any]) -> None:
+        """Args:
+            run_id: the run.
+            error: ``get_details()["error"]`` (``{"error": {"code", "message"...}, "time"}``,
+                the seed's shape) or its inner ``{"code", "message"}``; ``self.error`` is the
+                inner one.
+        """
         import json
 
+        inner = error.get("error") if isinstance(error, dict) else None
+        response = error if isinstance(inner, dict) else {"error": error}
         self.run_id = run_id
-        self.error = error
-        super().__init__(f"Run {run_id!r} failed:\n{json.dumps({'error': error}, indent=4)}")
+        self.error: dict[str, Any] = inner if isinstance(inner, dict) else error
+        super().__init__(f"Run {run_id!r} failed:\n{json.dumps(response, indent=4)}")
 
 
 class RunFileNotFoundError(LedgerError, LookupError):

@@ -27,6 +27,11 @@ PROP_SCRIPT_PID = "runledger.script_pid"
 PROP_SUPERVISOR_STARTED = "runledger.supervisor_started"
 PROP_SCRIPT_STARTED = "runledger.script_started"
 PROP_RUNCONFIG = "runledger.runconfig"  # `runledger run submit-script` records the runconfig
+# Recorded on a submitted run: what it ran (get_details()["runDefinition"]) and with which
+# registered environment (Run.get_environment()).
+PROP_RUN_DEFINITION = "runledger.run_definition"
+PROP_ENVIRONMENT_NAME = "runledger.environment_name"
+PROP_ENVIRONMENT_VERSION = "runledger.environment_version"
 
 # The names the seed SDK gives a script run's logs in get_details()["logFiles"], by property.
 LOG_FILE_NAMES = ((PROP_CONTROL_LOG_FILE, "azureml-logs/60_control_log.txt"),
@@ -50,5 +55,10 @@ SUPERVISED_RUN_ENV = "RUNLEDGER_SUPERVISED_RUN"  # set in the supervisor's own e
 
 # ---------------------------------------------------------------------------------- files
 CONFIG_FILE_NAMES = ("runledger.json", ".runledger/config.json")
+# The Azure ML SDK's own configuration files (``az ml folder attach`` writes the second one);
+# searched after runledger's, and only taken when they hold an Azure ML key (see ledger.config).
+AZURE_CONFIG_FILE_NAMES = ("config.json", ".azureml/config.json")
+AZURE_CONFIG_KEYS = ("subscription_id", "resource_group", "workspace_name")
+LOCAL_IDENTITY = "local"  # subscription, resource group and location when none is configured
 DEFAULT_STORE_DIR = ".runledger"
 DEFAULT_DB_NAME = "ledger.db"

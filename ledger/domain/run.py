@@ -287,11 +287,20 @@ class RunAggregate(Aggregate):
             aggregate_id: the UUID of the run's event stream (see ``ledger.domain.ids``).
             run_id: the id users see and pass around.
             parent: the parent run, for a child run.
+            name: the run's name (default ``run_<id>``; a child's default chains its parent's:
+                ``<parent name>>run_<id>``).
 
         Raises:
             ValidationError: a name, display name or description is not a valid string.
         """
-        name = check_name(name if name is not None else f"run_{run_id}", "name", run_id)
+        if name is not None:
+            name = check_name(name, "name", run_id)
+        elif parent is not None:
+            # The seed's default name of a child chains its parent's: run_<p>>run_<c>. Built
+            # from validated ids, so it is not held to the length limit of a given name.
+            name = f"{parent.name}>run_{run_id}"
+        else:
+            name = f"run_{run_id}"
         if display_name is not None:
             display_name = check_name(display_name, "display_name", run_id)
         if description is not None:

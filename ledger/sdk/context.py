@@ -22,7 +22,7 @@ from ledger.sdk.experiment import Experiment
 from ledger.sdk.run import Run
 from ledger.sdk.workspace import Workspace
 
-__all__ = ["OFFLINE_EXPERIMENT", "context_run"]
+__all__ = ["OFFLINE_EXPERIMENT", "_OfflineRun", "context_run", "get_run"]
 
 OFFLINE_EXPERIMENT = "offline"
 
@@ -30,13 +30,35 @@ _context_lock = threading.Lock()
 _context_runs: dict[tuple[int, str, str], Run] = {}
 
 
+class _OfflineRun(Run):
+    """The run ``Run.get_context()`` gives outside a submitted script (the seed's class name, so
+    that ``isinstance(run, _OfflineRun)`` tells a training script it runs interactively).
+
+    Unlike the seed's, it records: it is a real run (type ``experiment_run``) of the experiment
+    ``offline`` in ``Workspace.from_config()``'s ledger, Running until the interpreter exits
+    (then Completed, or Failed when the program dies of an exception), and everything logged
+    into it is kept there.
+    """
+
+
+def get_run(experiment: Experiment, run_id: str, rehydrate: bool = True,
+            clean_up: bool = True) -> Run:
+    """Return the run ``run_id`` of an experiment (the seed's ``azureml.core.run.get_run``).
+
+    Raises:
+        RunNotFoundError: the experiment has no run with this id.
+    """
+    return Run(experiment, run_id)
+
+
 def context_run(allow_offline: bool = True) -> Run:
     """Return the run this process runs as: ``Run.get_context()``.
 
     In a submitted script (``RUNLEDGER_RUN_ID`` and ``RUNLEDGER_STORE`` set) it is the submitted
     run. Elsewhere, with ``allow_offline``, it is a new Running run of the experiment
-    ``offline`` in ``Workspace.from_config()``, completed at interpreter exit (failed if the
-    program dies of an exception). The same run is returned on every call in a process.
+    ``offline`` in ``Workspace.from_config()``, an ``_OfflineRun``, completed at interpreter
+    exit (failed if the program dies of an exception). The same run is returned on every call
+    in a process.
 
     Args:
         allow_offline: start an offline run when not in a submitted script.
@@ -72,7 +94,9 @@ def context_run(allow_offline: bool = True) -> Run:
     with _context_lock:
         cached = _context_runs.get(key)
         if cached is None:
-            cached = _context_runs[key] = Experiment(workspace, OFFLINE_EXPERIMENT).start_logging()
+            cached = Run._create(Experiment(workspace, OFFLINE_EXPERIMENT))
+            cached.__class__ = _OfflineRun  # the same run, seen as the seed's offline class
+            _context_runs[key] = cached
             _OfflineFinalizer.install(cached)
         return cached
 

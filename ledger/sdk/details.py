@@ -4,15 +4,22 @@ runledger records to the camelCase keys every face shows (SDK, CLI, the coming w
 Two sources give the same keys: a run's aggregate (``details_from_aggregate``: everything, as
 ``get_details()`` returns it) and a query index row (``details_from_row``: no events loaded, as
 ``runledger run list`` answers; it adds ``number`` and lacks ``logFiles``, ``inputDatasets``,
-``outputDatasets`` and the error's ``exceptionType``). Keys whose value is ``None`` are left out;
-times are ISO-8601 UTC strings ending in ``Z``.
+``outputDatasets`` and the error's ``exceptionType``). Keys whose value is
+``None`` are left out; times are ISO-8601 UTC strings ending in ``Z``.
+
+A failed run's ``error`` is the seed's error response: ``{"error": {"code", "message",
+"exceptionType"?}, "time": <end time>}``. A submitted run's ``runDefinition`` is
+``{"script", "arguments", "target", "environment": {"name", "version"}, ...}``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
+
+from ledger.domain.names import PROP_RUN_DEFINITION
 
 if TYPE_CHECKING:
     from ledger.domain.run import RunAggregate
@@ -26,6 +33,25 @@ def iso_utc(moment: datetime | None) -> str | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def run_definition(properties: Mapping[str, str | None]) -> dict[str, Any] | None:
+    """The run definition a submitted run recorded (``None`` for other runs)."""
+    raw = properties.get(PROP_RUN_DEFINITION)
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return {k: v for k, v in data.items() if v is not None} if isinstance(data, dict) else None
+
+
+def error_response(error: Mapping[str, str] | None, ended: str | None) -> dict[str, Any] | None:
+    """The seed's error response around a run's recorded error (``None`` when it has none)."""
+    if not error:
+        return None
+    return _compact({"error": dict(error), "time": ended})
 
 
 def _compact(details: dict[str, Any]) -> dict[str, Any]:
@@ -58,9 +84,10 @@ def details_from_aggregate(agg: RunAggregate, *, status: str | None = None,
         "tags": dict(agg.tags),
         "inputDatasets": [],
         "outputDatasets": [],
+        "runDefinition": run_definition(agg.properties),
         "logFiles": dict(log_files or {}),
         "submittedBy": agg.created_by.get("user"),
-        "error": dict(agg.error) if agg.error else None,
+        "error": error_response(agg.error, iso_utc(agg.ended_at)),
     })
 
 
@@ -69,7 +96,8 @@ def details_from_row(row: RunRow) -> dict[str, Any]:
     docstring)."""
     error = None
     if row.error_code is not None or row.error_message is not None:
-        error = _compact({"code": row.error_code, "message": row.error_message})
+        error = error_response(_compact({"code": row.error_code, "message": row.error_message}),
+                               iso_utc(row.ended_at))
     return _compact({
         "runId": row.run_id,
         "experimentName": row.experiment_name,
@@ -86,5 +114,31 @@ def details_from_row(row: RunRow) -> dict[str, Any]:
         "submittedBy": row.created_by,
         "properties": dict(row.properties),
         "tags": dict(row.tags),
+        "runDefinition": run_definition(row.properties),
         "error": error,
     })
+
+
+# The seed CLI's (``az ml run list/show``) snake_case keys, by the camelCase key they come from.
+AZ_KEYS = (
+    ("runId", "run_id"), ("number", "run_number"), ("experimentName", "experiment_name"),
+    ("displayName", "display_name"), ("status", "status"), ("runType", "run_type"),
+    ("target", "target"), ("parentRunId", "parent_run_id"), ("description", "description"),
+    ("createdTimeUtc", "created_utc"), ("startTimeUtc", "start_time_utc"),
+    ("endTimeUtc", "end_time_utc"), ("submittedBy", "submitted_by"), ("tags", "tags"),
+    ("properties", "properties"), ("runDefinition", "run_definition"), ("logFiles", "log_files"),
+)
+
+
+def az_record(details: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's details as the seed CLI's record: snake_case keys (``run_id``, ``run_number``,
+    ``start_time_utc``...); a failed run's ``error`` is the inner ``{"code", "message"}``.
+
+    Args:
+        details: ``get_details()`` (with ``number``) or ``details_from_row()``.
+    """
+    record = {snake: details[camel] for camel, snake in AZ_KEYS if camel in details}
+    error = details.get("error")
+    if isinstance(error, Mapping):
+        record["error"] = dict(error.get("error") or {})
+    return record

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator, Mapping
 from datetime import datetime
@@ -9,8 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 from uuid import UUID
 
+from ledger.domain.errors import ExperimentNotFoundError, ValidationError
+from ledger.domain.experiment import ExperimentAggregate, check_experiment_name
 from ledger.domain.ids import experiment_stream_id
-from ledger.domain.values import check_name, current_actor
+from ledger.domain.values import current_actor
+from ledger.sdk.details import iso_utc
 from ledger.sdk.run import Run
 from ledger.sdk.script import submit_script
 
@@ -19,19 +23,43 @@ if TYPE_CHECKING:
     from ledger.sdk.workspace import Workspace
 
 
+class ViewType:
+    """Which experiments ``Experiment.list`` gives: active ones (the default), archived ones, or
+    all (the seed's ``azureml.core.experiment.ViewType``)."""
+
+    ACTIVE_ONLY = "ActiveOnly"
+    ARCHIVED_ONLY = "ArchivedOnly"
+    ALL = "All"
+
+
+_VIEW_TYPES = (ViewType.ACTIVE_ONLY, ViewType.ARCHIVED_ONLY, ViewType.ALL)
+
+
+def _tags_match(tags: dict[str, str | None], wanted: str | Mapping[str, Any] | None) -> bool:
+    if wanted is None:
+        return True
+    if isinstance(wanted, str):
+        return wanted in tags
+    return all(key in tags and tags[key] == (None if value is None else str(value))
+               for key, value in wanted.items())
+
+
 class Experiment:
     """A named group of runs. Creating one that exists returns it (names are ids).
+
+    Names follow the seed's rule: 1-256 characters of letters, digits, ``_`` and ``-``,
+    starting with a letter or a digit.
 
     Args:
         workspace: the workspace holding it.
         name: its name.
 
     Raises:
-        ValidationError: the name is not a valid name.
+        ValidationError: the name is not a valid experiment name.
     """
 
     def __init__(self, workspace: Workspace, name: str, **kwargs: Any) -> None:
-        check_name(name, "experiment name")
+        check_experiment_name(name)
         self._workspace = workspace
         self._name = name
         self._experiment_id: UUID = workspace._experiments.ensure(name)
@@ -69,23 +97,33 @@ class Experiment:
     def __hash__(self) -> int:
         return hash(self._experiment_id)
 
-    def start_logging(self, *args: Any, display_name: str | None = None,
-                      description: str | None = None, run_id: str | None = None,
-                      tags: Mapping[str, Any] | None = None, **kwargs: Any) -> Run:
+    def start_logging(self, *args: Any, outputs: str | os.PathLike[str] | None = None,
+                      snapshot_directory: str | os.PathLike[str] | None = None,
+                      display_name: str | None = None, description: str | None = None,
+                      run_id: str | None = None, tags: Mapping[str, Any] | None = None,
+                      **kwargs: Any) -> Run:
         """Start an interactive run (Running) to log into from this process.
 
-        Use it as a context manager: leaving the block completes it (fails it on an exception,
-        cancels it on Ctrl-C).
+        As the seed does, the folder ``outputs`` (default ``./outputs``) is created, so code
+        can save into it at once (``joblib.dump(model, "outputs/model.pkl")``). Use the run as
+        a context manager: leaving the block completes it (fails it on an exception, cancels
+        it on Ctrl-C).
 
-        ``snapshot_directory=PATH`` snapshots that folder as the run's source (see
-        ``ledger.sdk.snapshots``); ``./outputs`` is uploaded when the run completes (see
-        ``ledger.sdk.files``).
+        Args:
+            outputs: the outputs folder to create (default ``./outputs``); what it holds is
+                uploaded under ``outputs/`` when the run completes (see ``ledger.sdk.files``).
+            snapshot_directory: a folder to snapshot as the run's source (see
+                ``ledger.sdk.snapshots``); default none.
+            display_name: the run's display name.
+            description: the run's description.
+            run_id: the run's id (default: a new UUID).
+            tags: the run's initial tags.
 
         Raises:
             ValidationError: a bad display name, description or run id, or a snapshot folder
                 that is missing or past the snapshot limit (no run is created then).
+            OSError: the outputs folder cannot be created.
         """
-        snapshot_directory = kwargs.pop("snapshot_directory", None)
         snapshot: dict[str, str] = {}
         if snapshot_directory is not None:
             from ledger.sdk.snapshots import take_snapshot
@@ -95,7 +133,9 @@ class Experiment:
                           description=description, tags=tags)
         if snapshot:
             run.add_properties(snapshot)
-        run._outputs_folder = Path.cwd() / "outputs"  # uploaded on complete() (sdk/files.py)
+        folder = Path(outputs if outputs is not None else "outputs").absolute()
+        folder.mkdir(parents=True, exist_ok=True)
+        run._outputs_folder = folder  # uploaded on complete() (sdk/files.py)
         return run
 
     def submit(self, config: Any, tags: Mapping[str, Any] | None = None, **kwargs: Any) -> Run:
@@ -151,11 +191,111 @@ class Experiment:
 
     @staticmethod
     def list(workspace: Workspace, experiment_name: str | None = None,
-             **kwargs: Any) -> list[Experiment]:
-        """Return the experiments of a workspace (only the named one with ``experiment_name``)."""
+             view_type: str = ViewType.ACTIVE_ONLY,
+             tags: str | Mapping[str, Any] | None = None) -> list[Experiment]:
+        """Return the experiments of a workspace, by name.
+
+        Args:
+            workspace: the workspace.
+            experiment_name: only the experiment of this name.
+            view_type: ``ViewType.ACTIVE_ONLY`` (default), ``ARCHIVED_ONLY`` or ``ALL``.
+            tags: a key (experiments having that tag) or a dict (every pair equal, values
+                compared as their stored strings; ``None`` matches a tag without a value).
+
+        Raises:
+            ValidationError: an unknown view type, or tags that are neither a string nor a dict.
+        """
+        if view_type not in _VIEW_TYPES:
+            raise ValidationError(
+                f"Experiment.list: view_type must be one of {', '.join(_VIEW_TYPES)}, not "
+                f"{view_type!r}")
+        if tags is not None and not isinstance(tags, (str, Mapping)):
+            raise ValidationError(
+                f"Experiment.list: tags must be a key or a dict, not {type(tags).__name__}")
         index = workspace._session.before_query()
-        return [workspace._experiments.existing(row.name) for row in index.experiments()
-                if experiment_name is None or row.name == experiment_name]
+        found = []
+        for row in index.experiments():
+            if experiment_name is not None and row.name != experiment_name:
+                continue
+            archived = row.archived_time is not None
+            if (view_type == ViewType.ACTIVE_ONLY and archived) or (
+                    view_type == ViewType.ARCHIVED_ONLY and not archived):
+                continue
+            if not _tags_match(row.tags, tags):
+                continue
+            found.append(workspace._experiments.existing(row.name))
+        return found
+
+    # ------------------------------------------------------------------ tags and archiving
+    def _state(self) -> ExperimentAggregate:
+        try:
+            return self._workspace._session.app.get_experiment(self._name)
+        except LookupError:
+            raise ExperimentNotFoundError(self._name) from None
+
+    def _command(self, command: Any) -> None:
+        actor = current_actor(self._workspace._settings.user)
+        try:
+            self._workspace._session.app.experiment_command(
+                self._name, lambda agg: command(agg, actor))
+        except LookupError:
+            raise ExperimentNotFoundError(self._name) from None
+
+    @property
+    def tags(self) -> dict[str, str | None]:
+        """A copy of the experiment's tags."""
+        return dict(self._state().tags)
+
+    @property
+    def archived_time(self) -> str | None:
+        """When the experiment was archived (ISO-8601 UTC ending in ``Z``), or ``None``."""
+        moment: datetime | None = self._state().archived_time
+        return iso_utc(moment)
+
+    def tag(self, key: str, value: Any = None) -> None:
+        """Set one tag of the experiment (``None``: a tag without a value).
+
+        Raises:
+            ValidationError: the key is not a non-empty string.
+        """
+        self._command(lambda agg, actor: agg.set_tags({key: value}, actor))
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set several tags (merged into the existing ones; values stored as strings).
+
+        Raises:
+            ValidationError: not a dict of string keys.
+        """
+        self._command(lambda agg, actor: agg.set_tags(tags, actor))
+
+    def remove_tags(self, tags: Any) -> None:
+        """Remove tags by key (keys it does not have are ignored).
+
+        Raises:
+            ValidationError: not a list of string keys.
+        """
+        self._command(lambda agg, actor: agg.remove_tags(tags, actor))
+
+    def archive(self) -> None:
+        """Archive the experiment: ``Experiment.list()`` leaves it out unless asked for
+        archived ones; its runs stay readable."""
+        self._command(lambda agg, actor: agg.archive(actor))
+
+    def reactivate(self, new_name: str | None = None) -> None:
+        """Make an archived experiment active again.
+
+        Args:
+            new_name: the seed's docs call it not supported any more; only the experiment's own
+                name (or ``None``) is accepted.
+
+        Raises:
+            ValidationError: a ``new_name`` other than the experiment's name.
+        """
+        if new_name is not None and new_name != self._name:
+            raise ValidationError(
+                f"experiment {self._name!r}: reactivate(new_name={new_name!r}) is not supported "
+                "(experiment names are their ids); reactivate it under its own name")
+        self._command(lambda agg, actor: agg.reactivate(actor))
 
 
 class ExperimentCache:

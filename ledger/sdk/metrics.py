@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 from ledger.domain.errors import ValidationError
@@ -208,3 +209,27 @@ class MetricBuffer:
         self.scalars = {}
         self.count = 0
         return stored
+
+
+def metric_history(batches: Iterable[list[list[Any]]], name: str) -> list[dict[str, Any]]:
+    """Every value of one metric in log order, with its step and time.
+
+    Args:
+        batches: the ``series`` of each ``MetricsLogged`` event, in log order.
+        name: the metric.
+
+    Returns:
+        ``[{"value", "step", "time"}]``: ``step`` is ``None`` when none was given, ``time`` an
+        ISO-8601 UTC string ending in ``Z``; a ``log_row`` value is ``{col: value}``, a
+        ``log_table`` value ``{col: [values]}``.
+    """
+    history: list[dict[str, Any]] = []
+    for series_list in batches:
+        for metric_name, _kind, _description, values, steps, times in series_list:
+            if metric_name != name:
+                continue
+            for value, step, moment in zip(values, steps, times, strict=True):
+                when = datetime.fromtimestamp(moment, timezone.utc).isoformat()
+                history.append({"value": value, "step": step,
+                                "time": when.replace("+00:00", "Z")})
+    return history

@@ -27,7 +27,12 @@ from ledger.domain.errors import (
     ValidationError,
 )
 from ledger.domain.ids import new_run_id, run_stream_id
-from ledger.domain.names import EXPERIMENT_RUN_TYPE, SCRIPT_RUN_TYPE
+from ledger.domain.names import (
+    EXPERIMENT_RUN_TYPE,
+    PROP_ENVIRONMENT_NAME,
+    PROP_ENVIRONMENT_VERSION,
+    SCRIPT_RUN_TYPE,
+)
 from ledger.domain.run import RunAggregate
 from ledger.domain.status import RunStatus
 from ledger.domain.values import (
@@ -42,6 +47,7 @@ from ledger.domain.values import (
 )
 from ledger.sdk.children import ChildrenMixin
 from ledger.sdk.details import details_from_aggregate, iso_utc
+from ledger.sdk.environment import Environment
 from ledger.sdk.files import RunFilesMixin
 from ledger.sdk.history import HistoryEntry, HistoryMixin
 from ledger.sdk.liveness import observed_status
@@ -562,6 +568,21 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
     def get_status(self) -> str:
         """Return the run's current status, as other processes may have changed it."""
         return observed_status(self, self._refreshed()).value
+
+    def get_environment(self) -> Environment:
+        """Return the registered environment a submitted run ran with (the exact version).
+
+        Raises:
+            ValidationError: the run was not submitted (no environment is recorded on it).
+            EnvironmentNotFoundError: the recorded version is not in this ledger.
+        """
+        properties = self.get_properties()
+        name = properties.get(PROP_ENVIRONMENT_NAME)
+        if not name:
+            raise ValidationError(
+                f"Run {self._run_id!r} records no environment: only submitted runs have one")
+        return Environment.get(self._experiment.workspace, name,
+                               properties.get(PROP_ENVIRONMENT_VERSION))
 
     def get_details(self) -> dict[str, Any]:
         """Return the run's details, as the seed SDK shapes them (keys whose value is ``None``

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 from ledger.domain.metrics import SCALAR
 from ledger.domain.status import RunStatus
 from ledger.domain.values import check_metric_name
-from ledger.sdk.metrics import MAX_INT, MetricBuffer, check_step, coerce_scalar, shape_metrics
+from ledger.sdk.metrics import (
+    MAX_INT,
+    MetricBuffer,
+    check_step,
+    coerce_scalar,
+    metric_history,
+    shape_metrics,
+)
 
 if TYPE_CHECKING:
     from ledger.config import LedgerSettings
@@ -143,6 +150,17 @@ class MetricsMixin:
         if not self._published:
             self._session.publish()
         self._flush_metrics()
+
+    def get_metric_history(self, name: str) -> list[dict[str, Any]]:
+        """Return every value of the metric ``name`` in log order, with its step and time
+        (runledger's own: the seed has no such call; see ``ledger.sdk.metrics.metric_history``).
+
+        Returns:
+            ``[{"value", "step", "time"}]`` (empty when the metric was never logged).
+        """
+        self.flush()
+        return metric_history((e.series for e in self._session.app.metric_events(
+            self._run_id)), name)
 
     def get_metrics(self, name: str | None = None, recursive: bool = False,
                     run_type: str | None = None, populate: bool = False) -> dict[str, Any]:

@@ -42,6 +42,9 @@ from ledger.domain.errors import InvalidTransitionError, ValidationError
 from ledger.domain.ids import new_script_run_id
 from ledger.domain.names import (
     CONTROL_LOG_NAME,
+    PROP_ENVIRONMENT_NAME,
+    PROP_ENVIRONMENT_VERSION,
+    PROP_RUN_DEFINITION,
     PROP_SCRIPT,
     PROP_SCRIPT_PID,
     PROP_SCRIPT_STARTED,
@@ -54,6 +57,7 @@ from ledger.domain.names import (
 )
 from ledger.domain.status import RunStatus
 from ledger.persistence.store import StoreConfig
+from ledger.sdk.environment import Environment, RunConfiguration
 from ledger.sdk.processes import same_process, start_time, stop_tree
 from ledger.sdk.run import Run
 
@@ -93,11 +97,16 @@ class ScriptRunConfig:
         source_directory: the folder the script runs in (its working directory).
         script: the script's path, relative to ``source_directory``.
         arguments: the script's command-line arguments (non-strings are passed as ``str()``).
-        run_config: accepted for compatibility; its ``target`` is used when ``compute_target``
-            is not given.
+        run_config: a ``RunConfiguration`` (default: a new one); its ``target`` is used when
+            ``compute_target`` is not given, its ``environment`` when ``environment`` is not.
+            ``self.run_config`` is always a ``RunConfiguration`` holding the script, arguments,
+            target and environment.
         compute_target: a target name (``ws.compute_targets["gpu-cluster"]``) or an object with
             a ``name``.
-        environment: accepted for compatibility (the script runs in this interpreter's).
+        environment: an ``Environment``: registered at submission and recorded on the run; the
+            script runs in this interpreter, or in ``environment.python.interpreter_path`` when
+            ``python.user_managed_dependencies`` is set (conda and Docker are recorded, not
+            built: see ``ledger.sdk.environment``).
         **kwargs: ``command`` (a command line, list or string, instead of ``script`` and
             ``arguments``; a leading ``python`` means this interpreter),
             ``max_run_duration_seconds`` (the run is canceled when it runs longer), and the seed
@@ -145,25 +154,72 @@ class ScriptRunConfig:
         self.script: str | None = os.fspath(script) if script is not None else None
         self.arguments: list[Any] = list(arguments or [])
         self.command: list[Any] | None = list(command) if command is not None else None
-        self.run_config = run_config
+        if environment is not None and not isinstance(environment, Environment):
+            raise ValidationError(
+                f"ScriptRunConfig environment must be an Environment, not "
+                f"{type(environment).__name__}: {environment!r}")
         self.compute_target = compute_target
-        self.environment = environment
-        self.max_run_duration_seconds: float | None = max_duration
         self.target: str = _target_name(compute_target, run_config)
+        config = run_config if isinstance(run_config, RunConfiguration) else RunConfiguration()
+        config.script = self.script
+        config.arguments = self.arguments
+        config.command = self.command
+        config.target = self.target
+        if environment is not None:
+            config.environment = environment
+        if max_duration is not None:
+            config.max_run_duration_seconds = max_duration
+        self.run_config: RunConfiguration = config
+        self.max_run_duration_seconds: float | None = (
+            max_duration if max_duration is not None else config.max_run_duration_seconds)
+
+    @property
+    def environment(self) -> Environment:
+        """The environment the script runs with (``run_config.environment``)."""
+        return self.run_config.environment
+
+    @environment.setter
+    def environment(self, value: Environment) -> None:
+        if not isinstance(value, Environment):
+            raise ValidationError(
+                f"ScriptRunConfig environment must be an Environment, not "
+                f"{type(value).__name__}: {value!r}")
+        self.run_config.environment = value
 
     def __repr__(self) -> str:
         what = f"script={self.script!r}" if self.script is not None else f"command={self.command!r}"
         return (f"ScriptRunConfig(source_directory={self.source_directory!r}, {what}, "
                 f"arguments={self.arguments!r}, compute_target={self.target!r})")
 
+    def _interpreter(self) -> str:
+        """This interpreter, or a user-managed environment's ``interpreter_path``."""
+        python = self.run_config.environment.python
+        if python.user_managed_dependencies and python.interpreter_path not in _PYTHON_NAMES:
+            return python.interpreter_path
+        return sys.executable
+
     def _argv(self) -> list[str]:
         if self.command is not None:
             argv = [str(a) for a in self.command]
             if argv[0] in _PYTHON_NAMES:
-                argv[0] = sys.executable
+                argv[0] = self._interpreter()
             return argv
         assert self.script is not None
-        return [sys.executable, self.script, *(str(a) for a in self.arguments)]
+        return [self._interpreter(), self.script, *(str(a) for a in self.arguments)]
+
+    def _run_definition(self, environment: Environment) -> dict[str, Any]:
+        """What ``get_details()["runDefinition"]`` shows of the run."""
+        return {
+            "script": self.script,
+            "command": shlex.join(str(a) for a in self.command) if self.command else None,
+            "arguments": [str(a) for a in self.arguments],
+            "target": self.target,
+            "framework": self.run_config.framework,
+            "communicator": self.run_config.communicator,
+            "nodeCount": self.run_config.node_count,
+            "maxRunDurationSeconds": self.max_run_duration_seconds,
+            "environment": {"name": environment.name, "version": environment.version},
+        }
 
     def _label(self) -> str:
         if self.script is not None:
@@ -363,13 +419,18 @@ def submit_script(experiment: Experiment, config: Any, tags: Any = None,
 
     # Before the run exists: a source past the snapshot limit refuses the submit, writing nothing.
     snapshot = take_snapshot(workspace._session.app, source)
+    environment = config.run_config.environment.register(workspace)
+    definition = json.dumps(config._run_definition(environment), sort_keys=True)
     run_id = new_script_run_id(experiment.name)
     log_dir = _log_directory(store, run_id)
     log_dir.mkdir(parents=True, exist_ok=True)
     control_log = log_dir / CONTROL_LOG_NAME
     run = Run._create(experiment, run_id=run_id, run_type=SCRIPT_RUN_TYPE, target=config.target,
                       tags=tags, parent=parent, start=False, status=RunStatus.STARTING)
-    run.add_properties({PROP_SCRIPT: config._label(), **snapshot})
+    run.add_properties({PROP_SCRIPT: config._label(), **snapshot,
+                        PROP_RUN_DEFINITION: definition,
+                        PROP_ENVIRONMENT_NAME: environment.name,
+                        PROP_ENVIRONMENT_VERSION: environment.version})
     run.flush()  # the supervisor must find the run
     spec = {
         "run_id": run_id,
@@ -381,7 +442,8 @@ def submit_script(experiment: Experiment, config: Any, tags: Any = None,
         "script": config._label(),
         "max_run_duration_seconds": config.max_run_duration_seconds,
     }
-    env = child_environment(os.environ, {SUPERVISED_RUN_ENV: run_id})
+    env = child_environment(os.environ, {**environment.environment_variables,
+                                         SUPERVISED_RUN_ENV: run_id})
     try:
         with open(control_log, "ab") as control:
             process = subprocess.Popen(

@@ -56,7 +56,7 @@ def live_state(run: Run) -> dict[str, Any]:
         "display_name": run.display_name,
         "description": run.description,
         "parent": details.get("parentRunId"),
-        "error": details.get("error"),
+        "error": (details.get("error") or {}).get("error"),  # the seed's error response
         "metrics": run.get_metrics(),
     }
 

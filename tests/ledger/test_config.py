@@ -154,7 +154,9 @@ def test_memory_store_writes_no_file_and_is_private() -> None:
     run_id = make_a_run(first)
     assert Run.get(first, run_id).get_status() == "Completed"
     assert not (Path.cwd() / ".runledger").exists()
-    assert list(Path.cwd().iterdir()) == []
+    # start_logging() makes ./outputs, as the seed does; nothing else is written.
+    assert list(Path.cwd().iterdir()) == [Path.cwd() / "outputs"]
+    assert list((Path.cwd() / "outputs").iterdir()) == []
     second = Workspace(store="memory://")
     with pytest.raises(LedgerError):
         Run.get(second, run_id)

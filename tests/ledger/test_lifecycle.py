@@ -153,13 +153,14 @@ def test_fail_with_a_string(exp: Experiment) -> None:
     run = exp.start_logging()
     run.fail("the data was bad")
     assert run.get_status() == "Failed"
-    assert run.get_details()["error"] == {"code": "UserError", "message": "the data was bad"}
+    assert run.get_details()["error"]["error"] == {"code": "UserError",
+                                                   "message": "the data was bad"}
 
 
 def test_fail_with_an_exception(exp: Experiment) -> None:
     run = exp.start_logging()
     run.fail(ValueError("boom"))
-    error = run.get_details()["error"]
+    error = run.get_details()["error"]["error"]
     assert error["code"] == "UserError"
     assert error["message"] == "User program failed with ValueError: boom"
 
@@ -167,7 +168,7 @@ def test_fail_with_an_exception(exp: Experiment) -> None:
 def test_fail_with_nothing(exp: Experiment) -> None:
     run = exp.start_logging()
     run.fail()
-    error = run.get_details()["error"]
+    error = run.get_details()["error"]["error"]
     assert error["code"] == "UserError"
     assert isinstance(error["message"], str) and error["message"]
 
@@ -175,7 +176,7 @@ def test_fail_with_nothing(exp: Experiment) -> None:
 def test_fail_with_an_error_code(exp: Experiment) -> None:
     run = exp.start_logging()
     run.fail("out of memory", error_code="OOM")
-    assert run.get_details()["error"] == {"code": "OOM", "message": "out of memory"}
+    assert run.get_details()["error"]["error"] == {"code": "OOM", "message": "out of memory"}
 
 
 def test_failure_is_stored(ws: Workspace, exp: Experiment, reader) -> None:
@@ -200,7 +201,7 @@ def test_with_block_fails_on_exception_and_reraises(exp: Experiment) -> None:
     with pytest.raises(ZeroDivisionError), exp.start_logging() as run:
         1 / 0  # noqa: B018
     assert run.get_status() == "Failed"
-    error = run.get_details()["error"]
+    error = run.get_details()["error"]["error"]
     assert "ZeroDivisionError" in error["message"]
     assert "division by zero" in error["message"]
 
@@ -313,7 +314,8 @@ def test_details_of_a_failed_run_have_the_error(exp: Experiment) -> None:
     run = exp.start_logging()
     run.fail("bad", error_code="Bad")
     details = run.get_details()
-    assert details["error"] == {"code": "Bad", "message": "bad"}
+    assert details["error"]["error"] == {"code": "Bad", "message": "bad"}
+    assert details["error"]["time"] == details["endTimeUtc"]  # the seed's error response
     parse_utc(details["endTimeUtc"])
 
 

@@ -34,7 +34,7 @@ for run_id in sys.argv[2:]:
     out[run_id] = {
         "status": run.get_status(), "properties": run.get_properties(), "tags": run.get_tags(),
         "display_name": run.display_name, "description": run.description,
-        "parent": details.get("parentRunId"), "error": details.get("error"),
+        "parent": details.get("parentRunId"), "error": (details.get("error") or {}).get("error"),
         "metrics": run.get_metrics(),
     }
 print(json.dumps(out))

@@ -126,6 +126,10 @@ def test_a_completed_script_leaves_its_logs_and_outputs_as_run_files(exp: Experi
     assert f"training on {run.id}" in details["logFiles"][DRIVER]
     assert "supervising run" in details["logFiles"][CONTROL]
     assert "script exited with code 0" in details["logFiles"][CONTROL]
+    root = Path("../all-logs").resolve()
+    written = {Path(p).resolve().relative_to(root).as_posix() for p in run.get_all_logs(root)}
+    assert {CONTROL, DRIVER} <= written
+    assert f"training on {run.id}" in (root / DRIVER).read_text()
 
 
 def test_a_failed_script_still_leaves_its_outputs_and_traceback(exp: Experiment) -> None:

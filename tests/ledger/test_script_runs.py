@@ -199,7 +199,7 @@ def test_fail_from_the_submitter_stops_the_script(exp: Experiment) -> None:
     assert_really_stopped(local_run)
     wait_until(lambda: not running_supervisors(), what="the supervisor to exit")
     assert local_run.get_status() == "Failed"  # the supervisor left it as it was
-    assert local_run.get_details()["error"]["code"] == "UserError"
+    assert local_run.get_details()["error"]["error"]["code"] == "UserError"
 
 
 def test_cancel_when_the_supervisor_is_gone(exp: Experiment) -> None:
@@ -225,7 +225,7 @@ def test_failing_script(exp: Experiment) -> None:
     assert raised.value.run_id == run.id
     details = run.wait_for_completion(raise_on_error=False)
     assert details["status"] == "Failed"
-    error = details["error"]
+    error = details["error"]["error"]
     assert error["code"] == "ScriptExecution.ExitCode"
     assert "exit code 1" in error["message"]
     assert error["message"].endswith("ValueError: bad training data")

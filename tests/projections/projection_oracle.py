@@ -61,6 +61,12 @@ class Driver:
             self.last_position = position
         return position
 
+    def experiment_do(self, name: str, command: Any) -> int:
+        """Apply a command to an experiment's aggregate and save it."""
+        self.app.experiment_command(name, command)
+        self.last_position = self.app.max_position()
+        return self.last_position
+
     def start(self, run_id: str) -> int:
         return self.do(run_id, lambda r: r.start(self.actor))
 
@@ -146,9 +152,15 @@ class Oracle:
                 error_code=run.error["code"] if run.error else None,
                 error_message=run.error["message"] if run.error else None,
                 properties=dict(run.properties), tags=dict(run.tags), archived=run.archived)
+        declared = {event.name for _p, topic, event in log
+                    if topic == ExperimentAggregate.Created.TOPIC}
+        states = {name: app.get_experiment(name) for name in declared}  # the domain's fold
         self.experiment_rows = {
             name: ExperimentRow(name=name, created_at=e["created_at"], run_count=e["count"],
-                                created_by=e["created_by"])
+                                created_by=e["created_by"],
+                                archived_time=(states[name].archived_time
+                                               if name in states else None),
+                                tags=dict(states[name].tags) if name in states else {})
             for name, e in experiments.items()}
         self.metrics = _fold_metrics(metric_events)
 

@@ -52,6 +52,9 @@ command = st.one_of(
               st.sampled_from(["scalar", "list"]), metric_values,
               st.lists(st.one_of(st.none(), st.integers(0, 9)), min_size=4, max_size=4)),
     st.tuples(st.just("catch_up")),
+    st.tuples(st.just("experiment"), st.integers(0, 1),
+              st.sampled_from(["archive", "reactivate", "tag", "untag"]),
+              st.sampled_from(TAG_KEYS), st.sampled_from(TAG_VALUES)),
 )
 creation = st.one_of(
     st.tuples(st.just("create"), st.integers(0, 1), st.integers(0, 60),
@@ -76,6 +79,16 @@ def run_command(driver: Driver, runs: list[str], cmd: tuple[Any, ...]) -> None:
             run.set_tags({"a": str(i)}, actor)
         driver.save(*new)
         runs += [r.run_id for r in new]
+        return
+    if kind == "experiment":  # tags and archiving of an experiment (its own stream)
+        name, action, key, value = EXPERIMENTS[cmd[1]], cmd[2], cmd[3], cmd[4]
+        commands: dict[str, Any] = {
+            "archive": lambda e: e.archive(actor),
+            "reactivate": lambda e: e.reactivate(actor),
+            "tag": lambda e: e.set_tags({key: value}, actor),
+            "untag": lambda e: e.remove_tags([key], actor),
+        }
+        driver.experiment_do(name, commands[action])
         return
     if not runs:
         return

@@ -58,6 +58,10 @@ def populate(driver: Driver) -> None:
     children = [driver.new_run("exp", parents[1]) for _ in range(5)]
     driver.save(*children)
     driver.do(children[0].run_id, lambda r: r.set_description("changed", driver.actor))
+    driver.experiment_do("exp", lambda e: e.set_tags({"team": "vision", "gone": None},
+                                                     driver.actor))
+    driver.experiment_do("exp", lambda e: e.remove_tags(["gone"], driver.actor))
+    driver.experiment_do("other", lambda e: e.archive(driver.actor))
 
 
 def test_rebuilt_tables_equal_incrementally_built_ones(driver: Driver, index: RunIndex) -> None:
@@ -78,6 +82,11 @@ def test_rebuilt_tables_equal_incrementally_built_ones(driver: Driver, index: Ru
     assert seen[-1] == (driver.app.max_position(), driver.app.max_position())
     assert [done for done, _total in seen] == sorted(done for done, _total in seen)
     assert index.position() == driver.app.max_position()
+    experiments = {row.name: row for row in index.experiments()}
+    assert experiments["exp"].tags == {"team": "vision"}
+    assert experiments["exp"].archived_time is None
+    assert experiments["other"].archived_time is not None
+    assert index.experiments() == Oracle(driver.app).experiments()
 
     # Another index over the same store sees the rebuilt tables with their indexes.
     again = RunIndex(driver.app)
