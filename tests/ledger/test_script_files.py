@@ -73,7 +73,7 @@ def exp(shared_store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     return Experiment(Workspace(store=shared_store_url), "scripts")
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
