@@ -22,6 +22,7 @@ from ledger.domain.ids import new_run_id, run_stream_id
 from ledger.domain.metrics import SCALAR, MetricsLogged
 from ledger.domain.run import RunAggregate
 from ledger.domain.status import RunStatus
+from ledger.domain.text import safe_text, stringify
 from ledger.domain.values import (
     Actor,
     check_description,
@@ -412,17 +413,21 @@ class Run:
             error_code: the error's code (default ``UserError``).
 
         Raises:
+            ValidationError: a message or code that cannot be stored (NUL, a lone surrogate,
+                longer than the limits of docs/limits.md); nothing is recorded.
             InvalidTransitionError: the run has already ended.
         """
         exception_type = None
         if isinstance(error_details, BaseException):
-            exception_type = type(error_details).__name__
-            message = f"User program failed with {exception_type}: {error_details}"
+            # Recorded on the user's behalf: made safe (and marked so), never refused.
+            exception_type = safe_text(type(error_details).__name__, "name")
+            message = safe_text(
+                f"User program failed with {exception_type}: {safe_text(error_details)}")
         elif error_details is None:
             message = "The run was marked as failed."
         else:
-            message = str(error_details)
-        code = str(error_code) if error_code else "UserError"
+            message = stringify(error_details, "error message", self._run_id)
+        code = stringify(error_code, "error_code", self._run_id) if error_code else "UserError"
         self._end(lambda agg, actor: agg.fail(code, message, exception_type, actor))
 
     def cancel(self) -> None:
@@ -646,7 +651,8 @@ class Run:
             step: the value's step (a non-negative int), if any.
 
         Raises:
-            ValidationError: a list or other non-scalar value, or a bad name or step.
+            ValidationError: a list or other non-scalar value, a bad name or step, or a string
+                that cannot be stored.
             RunFinishedError: the run has ended.
         """
         if type(value) is not float and (type(value) is not int
@@ -659,7 +665,11 @@ class Run:
             if agg is None or agg.status is not _RUNNING:
                 self._aggregate().check_active("log metrics")
             buffer = self._metrics
-            series = buffer.scalars.get(name) or buffer.scalar_series(name, description)
+            try:
+                series = buffer.scalars.get(name) or buffer.scalar_series(name, description)
+            except TypeError:  # an unhashable name
+                buffer.scalar_series(name, description)
+                raise
             series.values.append(value)
             series.steps.append(step)
             series.times.append(_now())
@@ -773,6 +783,8 @@ class Run:
             ValidationError: a bad name or run id.
         """
         self._aggregate().check_active("create a child run")
+        if name is not None:
+            check_name(name, "name of a child run", self._run_id)
         return Run._create(self._experiment, parent=self, run_id=run_id, name=name)
 
     def create_children(self, count: int | None = None, tag_key: str | None = None,

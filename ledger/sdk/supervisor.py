@@ -41,6 +41,7 @@ from ledger.domain.errors import InvalidTransitionError, LedgerError, Validation
 from ledger.domain.ids import run_stream_id
 from ledger.domain.run import RunAggregate
 from ledger.domain.status import RunStatus, can_transition
+from ledger.domain.text import safe_text
 from ledger.domain.values import Actor
 from ledger.sdk.script import (
     EXIT_CODE_ERROR,
@@ -192,7 +193,11 @@ class Supervisor:
         pump = self.pump
         last_line = pump.last_line if pump is not None else None
         exception_type = pump.exception_type if pump is not None else None
-        message = failure_message(self.script_label, returncode, last_line)
+        # Recorded on the user's behalf: made safe (NUL, lone surrogates) and marked, not refused.
+        message = safe_text(failure_message(self.script_label, returncode,
+                                            safe_text(last_line, "value") if last_line else None))
+        if exception_type is not None:
+            exception_type = safe_text(exception_type, "name")
 
         def command(agg: RunAggregate, actor: Actor) -> str:
             if agg.status.is_terminal:
@@ -252,7 +257,7 @@ class Supervisor:
                 argv, cwd=str(spec["cwd"]), env=env, stdin=subprocess.DEVNULL, stdout=self.log,
                 stderr=subprocess.PIPE, start_new_session=True, close_fds=True)
         except OSError as error:
-            message = f"Could not start script {self.script_label!r}: {error}"
+            message = safe_text(f"Could not start script {self.script_label!r}: {error}")
             error_type = type(error).__name__
             _say(message)
 
