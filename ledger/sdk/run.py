@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import itertools
 import os
 import sys
 import threading
@@ -22,7 +23,7 @@ from ledger.domain.ids import new_run_id, run_stream_id
 from ledger.domain.metrics import SCALAR, MetricsLogged
 from ledger.domain.run import RunAggregate
 from ledger.domain.status import RunStatus
-from ledger.domain.text import safe_text, stringify
+from ledger.domain.text import quote, safe_text, stringify
 from ledger.domain.values import (
     Actor,
     check_description,
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from projections.read_models import RunRow
 
 DEFAULT_METRIC_BATCH = 10_000
+#: The most children one ``create_children()`` call creates (docs/limits.md).
+MAX_CHILDREN_PER_CALL = 10_000
 SCRIPT_RUN_TYPE = "azureml.scriptrun"  # the seed SDK's type of submitted script runs
 _RUNNING = RunStatus.RUNNING
 _now = time.time
@@ -794,8 +797,11 @@ class Run:
         Give ``count`` (each child is tagged ``azureml.batch_child_number`` = "0", "1"...) or
         ``tag_key`` with ``tag_values`` (one child per value, tagged ``{tag_key: value}``).
 
+        At most ``MAX_CHILDREN_PER_CALL`` (10,000) children per call.
+
         Raises:
-            ValidationError: neither or both ways given, a key without values, a bad count.
+            ValidationError: neither or both ways given, a key without values, a bad count, more
+                than 10,000 children.
             RunFinishedError: this run has ended.
         """
         if count is not None and (tag_key is not None or tag_values is not None):
@@ -810,7 +816,8 @@ class Run:
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
                 raise ValidationError(
                     f"create_children() of run {self._run_id!r}: count must be a positive int, "
-                    f"not {count!r}")
+                    f"not {quote(count)}")
+            _check_children_count(count, self._run_id)
             tag_sets: builtins.list[dict[str, str | None]] = [
                 {"azureml.batch_child_number": str(i)} for i in range(count)]
         else:
@@ -826,7 +833,10 @@ class Run:
                     f"create_children() of run {self._run_id!r}: tag_values must be a list, "
                     "not a string")
             # Validated up front, against this run: a bad tag refuses the whole batch.
-            tag_sets = [normalise_tags({tag_key: value}, self._run_id) for value in tag_values]
+            # At most one more than the limit is read, so a huge iterable costs nothing.
+            tag_sets = [normalise_tags({tag_key: value}, self._run_id) for value in
+                        itertools.islice(tag_values, MAX_CHILDREN_PER_CALL + 1)]
+            _check_children_count(len(tag_sets), self._run_id)
             if not tag_sets:
                 raise ValidationError(
                     f"create_children() of run {self._run_id!r}: tag_values is empty")
@@ -897,6 +907,13 @@ class Run:
 # seed SDK gives those logs in get_details()["logFiles"].
 _LOG_PROPERTIES = (("runledger.control_log_file", "azureml-logs/60_control_log.txt"),
                    ("runledger.log_file", "azureml-logs/70_driver_log.txt"))
+
+
+def _check_children_count(count: int, run_id: str) -> None:
+    if count > MAX_CHILDREN_PER_CALL:
+        raise ValidationError(
+            f"create_children() of run {run_id!r}: at most {MAX_CHILDREN_PER_CALL:,} children "
+            f"per call (one atomic write), not {count:,} or more; call it again for more")
 
 
 def _log_files(properties: Mapping[str, str | None]) -> dict[str, str]:
