@@ -296,6 +296,20 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         with store_errors(self._reading):
             return list(self.events.get(stream_id))
 
+    def server_roles(self, stream_id: UUID) -> dict[int, str]:
+        """Return, per version of a stream, the role the store's server authenticated for the
+        write (PostgreSQL; empty for SQLite, which has no roles).
+
+        Raises:
+            StoreError: the store failed.
+        """
+        server_roles = getattr(self.recorder, "server_roles", None)
+        if server_roles is None:
+            return {}
+        with store_errors(self._reading):
+            roles: dict[int, str] = server_roles(stream_id)
+        return roles
+
     def max_position(self) -> int:
         """Return the notification id of the newest event in the ledger (0 when empty)."""
         with store_errors(self._reading):

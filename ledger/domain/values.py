@@ -35,16 +35,24 @@ __all__ = ["MAX_DESCRIPTION_LENGTH", "MAX_KEY_LENGTH", "MAX_NAME_LENGTH", "MAX_V
 class Actor:
     """Who made a change: the OS user, the host and the process id.
 
-    Every event carries one, so the history of a run says who did what.
+    Every event carries one, so the history of a run says who did what. ``user``, ``host`` and
+    ``pid`` are declared by the writing process (``RUNLEDGER_USER=alice`` sets the user): they are
+    claims, not proof. On PostgreSQL the server also records the role it authenticated for each
+    write; a run's history shows it as ``server_role`` (``None`` elsewhere).
     """
 
     user: str
     host: str
     pid: int
+    server_role: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """Return the actor as stored in events."""
-        return {"user": self.user, "host": self.host, "pid": self.pid}
+        """Return the actor as stored in events (with ``server_role`` when the server gave one).
+        """
+        data: dict[str, Any] = {"user": self.user, "host": self.host, "pid": self.pid}
+        if self.server_role is not None:
+            data["server_role"] = self.server_role
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Actor:
