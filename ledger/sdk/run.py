@@ -19,7 +19,7 @@ from ledger.domain.errors import (
     RunNotFoundError,
     ValidationError,
 )
-from ledger.domain.ids import new_run_id, run_stream_id
+from ledger.domain.ids import metric_stream_id, new_run_id, run_stream_id
 from ledger.domain.metrics import SCALAR, MetricsLogged
 from ledger.domain.run import RunAggregate
 from ledger.domain.status import RunStatus
@@ -33,6 +33,7 @@ from ledger.domain.values import (
     normalise_tag_keys,
     normalise_tags,
 )
+from ledger.sdk import forking
 from ledger.sdk.metrics import MAX_INT, MetricBuffer, check_step, coerce_scalar, shape_metrics
 
 if TYPE_CHECKING:
@@ -102,7 +103,9 @@ class HistoryEntry:
         version: the event's position in its stream (runs and their metric batches each count
             from 1).
         time: when it was recorded (UTC).
-        actor: who recorded it.
+        actor: who recorded it: ``user``, ``host``, ``pid`` as the writing process declared them,
+            and ``server_role``, the role the PostgreSQL server authenticated for the write
+            (``None`` on SQLite and for writes made before the server recorded roles).
         kind: the event's name (``Created``, ``TagsSet``, ``MetricsLogged``...).
         payload: what the event recorded.
     """
@@ -116,7 +119,8 @@ class HistoryEntry:
     def as_dict(self) -> dict[str, Any]:
         """Return the entry as JSON-ready data."""
         return {"version": self.version, "time": iso_utc(self.time),
-                "actor": self.actor.as_dict(), "kind": self.kind, "payload": self.payload}
+                "actor": {**self.actor.as_dict(), "server_role": self.actor.server_role},
+                "kind": self.kind, "payload": self.payload}
 
 
 class Run:
@@ -153,6 +157,11 @@ class Run:
         self._lock = threading.RLock()
         self._metrics = MetricBuffer(self._run_id)
         self._metric_batch = DEFAULT_METRIC_BATCH  # read from the environment at first log
+        forking.track_run(self)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Pickled as its store and id, for another process (see ledger.sdk.forking).
+        return forking.reduce_run(self)
 
     @classmethod
     def _from_aggregate(cls, experiment: Experiment, aggregate: RunAggregate, *,
@@ -636,10 +645,13 @@ class Run:
         """
         self.flush()
         app = self._session.app
-        entries = [_history_entry(event) for event in app.stream_events(run_stream_id(
-            self._run_id))]
+        stream = run_stream_id(self._run_id)
+        roles = app.server_roles(stream)
+        entries = [_history_entry(event, roles) for event in app.stream_events(stream)]
         if include_metrics:
-            entries.extend(_history_entry(event) for event in app.metric_events(self._run_id))
+            roles = app.server_roles(metric_stream_id(self._run_id))
+            entries.extend(_history_entry(event, roles)
+                           for event in app.metric_events(self._run_id))
             entries.sort(key=lambda e: e.time)
         return entries
 
@@ -924,13 +936,14 @@ def _metric_batch_size() -> int:
     return int(os.environ.get("RUNLEDGER_METRIC_BATCH", DEFAULT_METRIC_BATCH))
 
 
-def _history_entry(event: Any) -> HistoryEntry:
+def _history_entry(event: Any, server_roles: Mapping[int, str]) -> HistoryEntry:
     state = dict(vars(event))
     version = state.pop("originator_version")
     state.pop("originator_id", None)
     state.pop("originator_topic", None)
     moment = state.pop("timestamp")
-    actor = Actor.from_dict(state.pop("actor", {}) or {})
+    actor = attrs.evolve(Actor.from_dict(state.pop("actor", {}) or {}),
+                         server_role=server_roles.get(version))
     kind = type(event).__name__
     if isinstance(event, MetricsLogged):
         state = {"series": [{"name": s[0], "kind": s[1], "count": len(s[3])}

@@ -23,10 +23,11 @@ import logging
 import os
 import threading
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ledger.application import LedgerApplication
 from ledger.persistence.store import StoreConfig
+from ledger.sdk import forking, signals
 
 if TYPE_CHECKING:
     from ledger.domain.run import RunAggregate
@@ -49,25 +50,57 @@ class LedgerSession:
     def __init__(self, store: StoreConfig, flush_interval: float | None = None) -> None:
         self.store = store
         self.pid = os.getpid()
-        self.app = LedgerApplication(store)
+        self._app: LedgerApplication | None = LedgerApplication(store)
         self._index: RunIndex | None = None
+        self._fresh_state()
+        self.last_flush_error: BaseException | None = None
+        interval = flush_interval if flush_interval is not None else float(
+            os.environ.get("RUNLEDGER_FLUSH_INTERVAL", DEFAULT_FLUSH_INTERVAL))
+        self.flush_interval = interval
+        self._start_flusher()
+        _live_sessions.add(self)
+        forking.install()
+        signals.install()
+
+    def _fresh_state(self) -> None:
         self._index_lock = threading.Lock()
+        self._app_lock = threading.Lock()
         self._publish_lock = threading.RLock()
         self._flush_lock = threading.RLock()
         self._list_lock = threading.Lock()
         self._unpublished: list[Run] = []
         self._unflushed_metrics: dict[int, Run] = {}
-        self.last_flush_error: BaseException | None = None
-        interval = flush_interval if flush_interval is not None else float(
-            os.environ.get("RUNLEDGER_FLUSH_INTERVAL", DEFAULT_FLUSH_INTERVAL))
-        self.flush_interval = interval
+
+    def _start_flusher(self) -> None:
         self._stop = threading.Event()
         # The thread holds the session weakly, so an unused session (a memory:// ledger of a
         # test, say) is collected and its thread ends.
         self._flusher = threading.Thread(target=_flush_loop, args=(weakref.ref(self),),
                                          name="runledger-flusher", daemon=True)
         self._flusher.start()
-        _live_sessions.add(self)
+
+    @property
+    def app(self) -> LedgerApplication:
+        """The ledger's application (opened again on first use in a forked child)."""
+        app = self._app
+        if app is None:
+            with self._app_lock:
+                if self._app is None:
+                    self._app = LedgerApplication(self.store)
+                    self._start_flusher()
+                app = self._app
+        return app
+
+    def reset_after_fork(self, abandoned: list[Any]) -> None:
+        """In a forked child: start again with empty buffers, fresh locks and no connection
+        (see ``ledger.sdk.forking``). The parent's connections are kept in ``abandoned``, never
+        closed nor used here."""
+        abandoned.extend(x for x in (self._app, self._index) if x is not None)
+        self._app = None
+        self._index = None
+        self.pid = os.getpid()
+        self.last_flush_error = None
+        self._fresh_state()
 
     # ------------------------------------------------------------------ the query index
     @property
@@ -200,7 +233,8 @@ class LedgerSession:
         finally:
             if self._index is not None:
                 self._index.close()
-            self.app.close()
+            if self._app is not None:
+                self._app.close()
             _live_sessions.discard(self)
 
 
@@ -242,6 +276,11 @@ def open_session(store: StoreConfig) -> LedgerSession:
                 del _sessions[stale]
             session = _sessions[key] = LedgerSession(store)
         return session
+
+
+def flush_sessions() -> None:
+    """Flush every session of this process; log (not raise) what could not be written."""
+    _flush_at_exit()
 
 
 def _flush_at_exit() -> None:
