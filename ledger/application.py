@@ -28,6 +28,7 @@ from eventsourcing.persistence import (
 
 from ledger.domain.errors import (
     ConcurrencyError,
+    LedgerError,
     RunNotFoundError,
     StoreError,
     ValidationError,
@@ -52,6 +53,23 @@ MAX_COMMAND_ATTEMPTS = 100
 RETRY_PAUSE = (0.002, 0.5)
 # How often opening a store is tried while other processes hold it locked (creating tables).
 OPEN_ATTEMPTS = 20
+
+
+@contextlib.contextmanager
+def decoding(what: str) -> Iterator[None]:
+    """Raise a stored event that cannot be decoded (a damaged byte, a crafted import) as a
+    ``StoreError`` naming what was read, instead of whatever the decoder raised.
+
+    Raises:
+        StoreError: an event in the block could not be decoded.
+    """
+    try:
+        yield
+    except (LedgerError, PersistenceError, AggregateNotFoundError, LookupError):
+        raise
+    except Exception as error:
+        raise StoreError(f"{what}: a stored event cannot be decoded ({type(error).__name__}: "
+                         f"{str(error)[:200]}); see `runledger projections status`") from error
 
 
 def retry_pause(attempt: int) -> None:
@@ -249,7 +267,7 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         if not isinstance(run_id, str):
             raise ValidationError(
                 f"A run id must be a string, not {type(run_id).__name__}: {run_id!r}")
-        with store_errors(self._reading):
+        with store_errors(self._reading), decoding(f"Reading run {run_id!r}"):
             try:
                 aggregate: Any = self.repository.get(run_stream_id(run_id))
             except AggregateNotFoundError:
@@ -264,7 +282,7 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         Raises:
             StoreError: the store failed.
         """
-        with store_errors(self._reading):
+        with store_errors(self._reading), decoding(f"Reading run {run.run_id!r}"):
             for event in self.events.get(run.id, gt=run.version):
                 event.mutate(run)  # type: ignore[attr-defined]
         return run
@@ -285,7 +303,7 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
 
     def metric_events(self, run_id: str) -> Iterator[MetricsLogged]:
         """Yield the stored metric batches of a run, in the order they were appended."""
-        with store_errors(self._reading):
+        with store_errors(self._reading), decoding(f"Reading the metrics of run {run_id!r}"):
             events = list(self.events.get(metric_stream_id(run_id)))
         for event in events:
             assert isinstance(event, MetricsLogged)
@@ -293,7 +311,7 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
 
     def stream_events(self, stream_id: UUID) -> list[DomainEventProtocol[Any]]:
         """Return every event of one stream, in order."""
-        with store_errors(self._reading):
+        with store_errors(self._reading), decoding(f"Reading stream {stream_id}"):
             return list(self.events.get(stream_id))
 
     def server_roles(self, stream_id: UUID) -> dict[int, str]:

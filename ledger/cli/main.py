@@ -5,7 +5,7 @@
     runledger [--store URL] [-w NAME] [-o FORMAT] [--query JMESPATH]
       run list | show | cancel | update | history | metrics | wait | submit-script | monitor-logs
       experiment list
-      projections rebuild
+      projections rebuild | status
 
 Every ``ledger.LedgerError`` ends the command with one line on standard error (``Error: ...``)
 and exit status 1; usage errors exit with status 2 (click's default).
@@ -19,7 +19,12 @@ import click
 
 from ledger import VERSION
 from ledger.cli.experiments import list_experiments
-from ledger.cli.maintenance import export_command, import_command, rebuild_projections
+from ledger.cli.maintenance import (
+    export_command,
+    import_command,
+    projections_status,
+    rebuild_projections,
+)
 from ledger.cli.options import common_options
 from ledger.cli.run_actions import cancel_run, failure_message, update_run, wait_run
 from ledger.cli.runs import list_runs, run_history, run_metrics, show_run
@@ -79,6 +84,7 @@ for _command in (list_runs, show_run, cancel_run, update_run, run_history, run_m
     run_group.add_command(_command)
 experiment_group.add_command(list_experiments)
 projections_group.add_command(rebuild_projections)
+projections_group.add_command(projections_status)
 cli.add_command(export_command)
 cli.add_command(import_command)
 

@@ -89,8 +89,9 @@ def where(run_id: str | None) -> str:
     return f" of run {quote(run_id)}" if run_id else ""
 
 
-def _unstorable(text: str) -> str | None:
-    """Return why ``text`` cannot be stored, or ``None`` when it can."""
+def unstorable(text: str) -> str | None:
+    """Return why ``text`` cannot be stored (NUL, a character that cannot be encoded as UTF-8),
+    or ``None`` when it can."""
     if "\x00" in text:
         return "must not contain NUL (\\x00)"
     try:
@@ -131,7 +132,7 @@ def check_text(value: Any, field: str, run_id: str | None = None, *, kind: str =
             f"allowed: {quote(text)}")
     if not allow_empty and not text.strip():
         raise ValidationError(f"{field}{where(run_id)} must not be empty")
-    problem = _unstorable(text)
+    problem = unstorable(text)
     if problem is not None:
         raise ValidationError(f"{field}{where(run_id)} {problem}: {quote(text)}")
     return text
@@ -180,7 +181,7 @@ def safe_text(value: Any, kind: str = "message") -> str:
             value = "<unprintable>"
     text: str = value[:]
     marks = ""
-    if _unstorable(text) is not None:
+    if unstorable(text) is not None:
         text = text.replace("\x00", "\ufffd").encode("utf-8", errors="replace").decode("utf-8")
         marks += SANITISED_MARK
     limit = LIMITS[kind]
@@ -188,3 +189,28 @@ def safe_text(value: Any, kind: str = "message") -> str:
         marks += TRUNCATED_MARK
         text = text[:max(0, limit - len(marks))]
     return text + marks
+
+
+def find_unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
+    """Return where and why a (decoded) structure holds text that cannot be stored, or ``None``.
+
+    Walks dicts (keys and values), lists and tuples.
+
+    Returns:
+        ``(path, reason)`` of the first such text, e.g. ``("message", "must not contain NUL")``.
+    """
+    if isinstance(value, str):
+        problem = unstorable(value)
+        return (path or "text", problem) if problem else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = find_unstorable(key, path) or find_unstorable(
+                item, f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = find_unstorable(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
