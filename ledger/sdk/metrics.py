@@ -153,6 +153,7 @@ class MetricBuffer:
         Raises:
             ValidationError: not an iterable of scalars (nothing is buffered then).
         """
+        check_key(name, "metric", self.run_id)
         if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
             raise ValidationError(
                 f"log_list(): metric {quote(name)} of run {self.run_id!r} takes a list of values, "
@@ -171,6 +172,7 @@ class MetricBuffer:
         Raises:
             ValidationError: a column name or value is invalid (nothing is buffered then).
         """
+        check_key(name, "metric", self.run_id)
         if not row:
             raise ValidationError(
                 f"log_row(): metric {quote(name)} of run {self.run_id!r} needs at least one column")
@@ -188,6 +190,7 @@ class MetricBuffer:
         Raises:
             ValidationError: not a dict of equally long lists of scalars.
         """
+        check_key(name, "metric", self.run_id)
         if not isinstance(table, Mapping) or not table:
             raise ValidationError(
                 f"log_table(): metric {quote(name)} of run {self.run_id!r} takes a non-empty dict "

@@ -27,6 +27,7 @@ from ledger.domain.text import quote, safe_text, stringify
 from ledger.domain.values import (
     Actor,
     check_description,
+    check_key,
     check_name,
     current_actor,
     normalise_properties,
@@ -506,6 +507,7 @@ class Run:
         Raises:
             ValidationError: the key is not a non-empty string.
         """
+        key = check_key(key, "tag", self._run_id)  # an unhashable key cannot make a dict
         self._command(lambda agg, actor: agg.set_tags({key: value}, actor))
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
@@ -840,10 +842,11 @@ class Run:
                 raise ValidationError(
                     f"create_children() of run {self._run_id!r}: tag_key {tag_key!r} needs "
                     "tag_values")
-            if isinstance(tag_values, (str, bytes)):
+            if isinstance(tag_values, (str, bytes, Mapping)) or not isinstance(tag_values,
+                                                                             Iterable):
                 raise ValidationError(
                     f"create_children() of run {self._run_id!r}: tag_values must be a list, "
-                    "not a string")
+                    f"not {type(tag_values).__name__}")
             # Validated up front, against this run: a bad tag refuses the whole batch.
             # At most one more than the limit is read, so a huge iterable costs nothing.
             tag_sets = [normalise_tags({tag_key: value}, self._run_id) for value in
