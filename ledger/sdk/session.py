@@ -50,7 +50,8 @@ class LedgerSession:
     def __init__(self, store: StoreConfig, flush_interval: float | None = None) -> None:
         self.store = store
         self.pid = os.getpid()
-        self._app: LedgerApplication | None = LedgerApplication(store)
+        with signals.blocked():  # the pool threads it may start must not take the signals
+            self._app: LedgerApplication | None = LedgerApplication(store)
         self._index: RunIndex | None = None
         self._fresh_state()
         self.last_flush_error: BaseException | None = None
@@ -86,7 +87,8 @@ class LedgerSession:
         if app is None:
             with self._app_lock:
                 if self._app is None:
-                    self._app = LedgerApplication(self.store)
+                    with signals.blocked():
+                        self._app = LedgerApplication(self.store)
                     self._start_flusher()
                 app = self._app
         return app
@@ -239,6 +241,7 @@ class LedgerSession:
 
 
 def _flush_loop(session_ref: weakref.ref[LedgerSession]) -> None:
+    signals.block_in_this_thread()
     session = session_ref()
     if session is None:
         return

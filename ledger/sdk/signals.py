@@ -17,10 +17,12 @@ ignores). The handler:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import threading
+from collections.abc import Iterator
 from types import FrameType
 
 logger = logging.getLogger("runledger")
@@ -31,6 +33,33 @@ SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasat
 FLUSH_WAIT = 5.0
 
 _installed: set[int] = set()
+
+
+def block_in_this_thread() -> None:
+    """Keep SIGTERM and SIGHUP off the calling thread (the SDK's own threads call it first).
+
+    The kernel gives a process's signal to any thread that does not block it. Python runs the
+    handler in the main thread only, when it next runs Python code: a signal given to another
+    thread while the main thread waits in C (a ``multiprocessing`` worker waiting for a task)
+    would never be handled, and the process would neither flush nor end.
+    """
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+
+
+@contextlib.contextmanager
+def blocked() -> Iterator[None]:
+    """Block SIGTERM and SIGHUP in the calling thread while the block runs, so the threads it
+    starts (a connection pool's) inherit the mask; a signal arriving meanwhile waits, then is
+    handled."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def install() -> list[int]:
@@ -61,6 +90,7 @@ def install() -> list[int]:
 def _flush_then_die(signum: int) -> None:
     from ledger.sdk.session import flush_sessions
 
+    block_in_this_thread()
     try:
         flush_sessions()
     except BaseException as error:  # still die of the signal

@@ -107,7 +107,7 @@ def test_forking_while_the_background_flusher_runs_neither_hangs_nor_doubles(
     logger = threading.Thread(target=keep_logging)
     logger.start()
     try:
-        for child in range(12):
+        for child in range(8):
             pid = os.fork()
             if pid == 0:
                 code = 0
@@ -125,7 +125,7 @@ def test_forking_while_the_background_flusher_runs_neither_hangs_nor_doubles(
         logger.join()
     run.complete()
     assert _values(run, "parent") == logged
-    assert sorted(_values(run, "child")) == list(range(120))
+    assert sorted(_values(run, "child")) == list(range(80))
 
 
 # ---------------------------------------------------------------------------------- pools
@@ -133,13 +133,28 @@ def test_forking_while_the_background_flusher_runs_neither_hangs_nor_doubles(
     pytest.param("fork", marks=FORK), "spawn"])
 def test_a_multiprocessing_pool_logging_to_one_run_loses_and_doubles_nothing(
         shared_url: str, method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if method == "spawn" and shared_url.startswith("postgres"):
+        pytest.skip("spawn is store-independent (a child opens the store afresh): SQLite "
+                    "covers it; its children's imports cost seconds")
     monkeypatch.setenv("RUNLEDGER_FLUSH_INTERVAL", "3600")  # only the children's ends flush
     ws = Workspace(store=shared_url)
     run = Experiment(ws, "pool").start_logging()
     tasks = [(run, first, 50) for first in range(0, 400, 50)]
     context = multiprocessing.get_context(method)
+    hung: list[int] = []
+
+    def kill_hung_workers() -> None:  # so a regression fails the test instead of hanging it
+        for worker in list(pool._pool):  # type: ignore[attr-defined]
+            if worker.is_alive():
+                hung.append(worker.pid)
+                os.kill(worker.pid, signal.SIGKILL)
+
     with context.Pool(2) as pool:  # leaving the block terminates the workers (SIGTERM)
         assert sum(pool.map(log_values, tasks)) == 400
+        watchdog = threading.Timer(60, kill_hung_workers)
+        watchdog.start()
+    watchdog.cancel()
+    assert not hung, f"pool workers {hung} did not end on SIGTERM"
     run.complete()
     values = _values(run, "p")
     assert sorted(values) == list(range(400)), f"{len(values)} of 400 values stored"
@@ -200,6 +215,8 @@ def test_a_terminating_signal_flushes_then_ends_the_process_as_uncaught(
 
 
 def test_a_handler_the_application_installed_is_left_alone(shared_url: str) -> None:
+    if shared_url.startswith("postgres"):
+        pytest.skip("which handler runs does not depend on the store: SQLite covers it")
     process, run_id = _start(shared_url, "app-handler")
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 3
