@@ -298,16 +298,31 @@ def import_ledger(app: LedgerApplication, file: FileArg, progress: Progress | No
     Returns:
         What was added, skipped and found in conflict.
 
+    Every event is decoded first: a file holding one that cannot be decoded, or that holds text
+    no store can keep (NUL, a lone surrogate), is refused whole, before anything is appended.
+
     Raises:
-        TransferError: not an export, a newer format, or a damaged or truncated file (the events
-            before the damage are imported: a consistent prefix; import the complete file
-            again to finish).
+        TransferError: not an export, a newer format, an event that cannot be decoded or stored
+            (nothing imported), or a damaged or truncated file (the events before the damage are
+            imported: a consistent prefix; import the complete file again to finish).
         StoreError: the target store failed.
         OSError: reading the file failed.
     """
     if isinstance(file, (str, os.PathLike)):
         with open(file, "rb") as handle:
             return import_ledger(app, handle, progress, batch_size=batch_size)
+    from ledger.transfer_check import first_undecodable, rereadable
+
+    with rereadable(file) as handle:
+        bad = first_undecodable(app, handle, _unpack_id)
+        if bad is not None:
+            raise TransferError(f"The export holds an event at position {bad[0]} that this "
+                                f"ledger cannot store: {bad[1]}; nothing was imported")
+        return _import_checked(app, handle, progress, batch_size)
+
+
+def _import_checked(app: LedgerApplication, file: IO[bytes], progress: Progress | None,
+                    batch_size: int) -> ImportSummary:
     unpacker = msgpack.Unpacker(file, raw=False, strict_map_key=False,
                                 max_buffer_size=256 * 1024 * 1024)
     try:
