@@ -29,6 +29,7 @@ from eventsourcing.utils import resolve_topic
 from ledger.domain.environment import EnvironmentAggregate, environment_stream_id
 from ledger.domain.errors import (
     ConcurrencyError,
+    LedgerError,
     RunNotFoundError,
     StoreConfigError,
     StoreError,
@@ -49,6 +50,7 @@ from ledger.persistence.transcoder import MsgpackTranscoder
 
 T = TypeVar("T")
 
+
 def _load_driver(store: StoreConfig, env: dict[str, str]) -> None:
     """Import the store's persistence module (and so its driver) before eventsourcing does, so
     that a missing or broken driver is a clear error rather than a chain of import errors.
@@ -66,6 +68,23 @@ def _load_driver(store: StoreConfig, env: dict[str, str]) -> None:
         raise StoreConfigError(
             f"Cannot open the store {store.display_url}: its database driver does not load "
             f"({type(error).__name__}: {error}){hint}") from error
+
+
+@contextlib.contextmanager
+def decoding(what: str) -> Iterator[None]:
+    """Raise a stored event that cannot be decoded (a damaged byte, a crafted import) as a
+    ``StoreError`` naming what was read, instead of whatever the decoder raised.
+
+    Raises:
+        StoreError: an event in the block could not be decoded.
+    """
+    try:
+        yield
+    except (LedgerError, PersistenceError, AggregateNotFoundError, LookupError):
+        raise
+    except Exception as error:
+        raise StoreError(f"{what}: a stored event cannot be decoded ({type(error).__name__}: "
+                         f"{str(error)[:200]}); see `runledger projections status`") from error
 
 
 class LedgerApplication(Application):  # type: ignore[type-arg]
@@ -385,7 +404,7 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         if not isinstance(run_id, str):
             raise ValidationError(
                 f"A run id must be a string, not {type(run_id).__name__}: {run_id!r}")
-        with store_errors(self._reading):
+        with store_errors(self._reading), decoding(f"Reading run {run_id!r}"):
             try:
                 aggregate: Any = self.repository.get(run_stream_id(run_id))
             except AggregateNotFoundError:
@@ -400,7 +419,7 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         Raises:
             StoreError: the store failed.
         """
-        with store_errors(self._reading):
+        with store_errors(self._reading), decoding(f"Reading run {run.run_id!r}"):
             for event in self.events.get(run.id, gt=run.version):
                 event.mutate(run)  # type: ignore[attr-defined]
         return run
@@ -421,7 +440,7 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
 
     def metric_events(self, run_id: str) -> Iterator[MetricsLogged]:
         """Yield the stored metric batches of a run, in the order they were appended."""
-        with store_errors(self._reading):
+        with store_errors(self._reading), decoding(f"Reading the metrics of run {run_id!r}"):
             events = list(self.events.get(metric_stream_id(run_id)))
         for event in events:
             assert isinstance(event, MetricsLogged)
@@ -429,7 +448,7 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
 
     def stream_events(self, stream_id: UUID) -> list[DomainEventProtocol[Any]]:
         """Return every event of one stream, in order."""
-        with store_errors(self._reading):
+        with store_errors(self._reading), decoding(f"Reading stream {stream_id}"):
             return list(self.events.get(stream_id))
 
     def stream_notifications(self, streams: Sequence[UUID], *,
@@ -449,6 +468,20 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         """
         with store_errors(self._reading):
             return select_stream_notifications(self.recorder, streams, until=until)
+
+    def server_roles(self, stream_id: UUID) -> dict[int, str]:
+        """Return, per version of a stream, the role the store's server authenticated for the
+        write (PostgreSQL; empty for SQLite, which has no roles).
+
+        Raises:
+            StoreError: the store failed.
+        """
+        server_roles = getattr(self.recorder, "server_roles", None)
+        if server_roles is None:
+            return {}
+        with store_errors(self._reading):
+            roles: dict[int, str] = server_roles(stream_id)
+        return roles
 
     def max_position(self) -> int:
         """Return the notification id of the newest event in the ledger (0 when empty)."""

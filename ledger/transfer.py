@@ -456,13 +456,16 @@ def import_ledger(app: LedgerApplication, file: FileArg, progress: Progress | No
     Returns:
         What was added, skipped and found in conflict.
 
+    Every event is decoded first: a file holding one that cannot be decoded, or that holds text
+    no store can keep (NUL, a lone surrogate), is refused whole, before anything is appended.
+
     Raises:
         ExportDigestError: the file's events do not hash to the root its trailer records
             (nothing is appended: the file is checked first).
         SignatureError: ``public_key`` given and the file's digest is not signed by it.
-        TransferError: not an export, a newer format, or a damaged or truncated file (the events
-            before the damage are imported: a consistent prefix; import the complete file
-            again to finish).
+        TransferError: not an export, a newer format, an event that cannot be decoded or stored
+            (nothing imported), or a damaged or truncated file (the events before the damage are
+            imported: a consistent prefix; import the complete file again to finish).
         StoreError: the target store failed.
         OSError: reading the file failed.
     """
@@ -494,6 +497,13 @@ def import_ledger(app: LedgerApplication, file: FileArg, progress: Progress | No
         if promised:
             raise TransferError(f"{error}; nothing was imported: the digest of this export "
                                 "cannot be checked on a damaged or truncated file") from error
+    file.seek(start)
+    from ledger.transfer_check import first_undecodable
+
+    bad = first_undecodable(app, file, _unpack_id)
+    if bad is not None:
+        raise TransferError(f"The export holds an event at position {bad[0]} that this "
+                            f"ledger cannot store: {bad[1]}; nothing was imported")
     file.seek(start)
     unpacker = _unpacker(file)
     try:

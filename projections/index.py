@@ -15,6 +15,7 @@ runs newest first (the SDK always names one or the other).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -29,8 +30,16 @@ from projections.dialect import DbCursor
 from projections.metrics import decode_last
 from projections.projection import Projection, from_micros, micros_to_datetime, to_micros
 from projections.projector import Projector
-from projections.read_models import ExperimentRow, MetricSummaryRow, RunRow
+from projections.read_models import (
+    ExperimentRow,
+    IndexStatus,
+    MetricSummaryRow,
+    QuarantinedEvent,
+    RunRow,
+)
 from projections.registry import PROJECTIONS
+
+logger = logging.getLogger("runledger")
 
 # Rows per page of a query (and per IN (...) list); the first page is smaller, so that the first
 # run comes back quickly however many match.
@@ -132,6 +141,8 @@ class RunIndex:
         self._datastore = self._projector.datastore
         self._transcoder = app.mapper.transcoder
         self._lock = threading.RLock()
+        self._checked = False
+        self._quarantined_seen = 0
 
     # ------------------------------------------------------------------ projecting
     def catch_up(self, until: int | None = None) -> int:
@@ -148,8 +159,21 @@ class RunIndex:
             StoreError: the store failed, or other processes kept winning every race.
         """
         with self._lock, store_errors("Catching up the run index"):
-            position, _applied = self._projector.catch_up(until)
+            position, applied = self._projector.catch_up(until)
+            if applied or not self._checked:
+                self._checked = True
+                self._warn_if_incomplete()
         return position
+
+    def _warn_if_incomplete(self) -> None:
+        # Said when this process first queries, and when new events are quarantined: queries
+        # answer without the quarantined events.
+        count = len(self._projector.quarantined())
+        if count > self._quarantined_seen:
+            self._quarantined_seen = count
+            logger.warning("runledger: the query index is incomplete: %d event(s) could not be "
+                           "projected and are quarantined (see `runledger projections status`)",
+                           count)
 
     def position(self) -> int:
         """Return the position every read model has reached (read from the store).
@@ -162,6 +186,22 @@ class RunIndex:
         """
         with store_errors("Reading the run index position"):
             return min(self._projector.positions().values())
+
+    def status(self) -> IndexStatus:
+        """Return how complete the index is: its position, the log's end, and the events it
+        could not decode or apply (quarantined; the index lacks them).
+
+        Raises:
+            StoreError: the store failed.
+        """
+        with store_errors("Reading the run index status"):
+            positions = self._projector.positions()
+            last = self.app.max_position()
+            quarantined = tuple(QuarantinedEvent(*row) for row in self._projector.quarantined())
+        position = min(positions.values())
+        return IndexStatus(position=position, last_position=last,
+                           lag=max(0, last - position), positions=positions,
+                           quarantined=quarantined)
 
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Drop every read model, create it again and project the whole log into it.

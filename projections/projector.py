@@ -16,18 +16,31 @@ How exactly-once holds (see ../shared/notes/eventsourcing-9.5-facts.md):
   re-reads the positions and goes on from there.
 - eventsourcing's ``ProjectionRunner`` is not used: it needs subscriptions, which its SQLite
   recorders do not implement.
+
+One bad event never wedges the ledger. An event that cannot be decoded (a damaged byte, a crafted
+import) or that a projection cannot apply (a missing field, a value the database refuses) is
+recorded in the quarantine table ``rl_quarantine`` (position, stream, version, topic, reason), in
+the same transaction that moves the positions past it, and the projector goes on. A page whose
+apply fails is applied again one event at a time, to find the event; a failure of the store itself
+(a lost connection, a lock) is never taken for a bad event: it is raised. A rebuild empties the
+quarantine and finds the bad events again.
 """
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
+import attrs
 from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
 
 from ledger.domain.errors import StoreError
-from ledger.persistence.retry import RETRY, is_transient
+from ledger.domain.text import safe_text
+from ledger.persistence.retry import RETRY, RetryPolicy, is_transient
 from projections.dialect import DbCursor, Dialect
 from projections.projection import LoggedEvent, Projection
 
@@ -43,9 +56,50 @@ _LOCK_POSITIONS = ("UPDATE {tracking} SET notification_id = notification_id "
                    "WHERE application_name IN ({marks})")
 _RESET_POSITION = "UPDATE {tracking} SET notification_id = 0 WHERE application_name = ?"
 
+_QUARANTINE_TABLE = "rl_quarantine"
+_CREATE_QUARANTINE = (
+    "CREATE TABLE IF NOT EXISTS {p}rl_quarantine ("
+    "notification_id {bigint} PRIMARY KEY, stream_id {text}, version {bigint}, topic {text}, "
+    "stage {text} NOT NULL, reason {text} NOT NULL, recorded_at {bigint} NOT NULL)"
+)
+_INSERT_QUARANTINE = (
+    "INSERT INTO {p}rl_quarantine (notification_id, stream_id, version, topic, stage, reason, "
+    "recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (notification_id) DO UPDATE SET "
+    "stage = excluded.stage, reason = excluded.reason, recorded_at = excluded.recorded_at"
+)
+_CLEAR_QUARANTINE = "DELETE FROM {p}rl_quarantine"
+_SELECT_QUARANTINE = ("SELECT notification_id, stream_id, version, topic, stage, reason, "
+                      "recorded_at FROM {p}rl_quarantine ORDER BY notification_id")
+
+logger = logging.getLogger("runledger")
+
+# A quarantined event: (notification id, stream id, version, topic, stage, reason).
+Quarantined = tuple[int, str, int, str, str, str]
+
 # A page read from the log: how many notifications, the last id, the decoded events of interest,
-# and every notification undecoded as (id, topic, notification) when a raw projection reads it.
-_Page = tuple[int, int, list[LoggedEvent], list[LoggedEvent]]
+# every notification undecoded as (id, topic, notification) when a raw projection (sealing) reads
+# it, and the events that could not be decoded.
+_Page = tuple[int, int, list[LoggedEvent], list[LoggedEvent], list[Quarantined]]
+
+
+class _Unprojectable(Exception):
+    """A projection could not apply a page (internal): the page holds a bad event."""
+
+    def __init__(self, projection: str, error: BaseException) -> None:
+        super().__init__(f"{projection}: {type(error).__name__}: {error}")
+        self.projection = projection
+
+
+def _is_store_failure(error: BaseException) -> bool:
+    """Whether an error raised while applying events is the store failing (raised as it is),
+    rather than an event the projection cannot apply (quarantined)."""
+    if isinstance(error, (OperationalError, sqlite3.OperationalError)):
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - SQLite-only installs
+        return False
+    return isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError))
 
 
 class StalePositionError(Exception):
@@ -66,19 +120,48 @@ def is_conflict(error: BaseException) -> bool:
     return isinstance(error, StalePositionError) or is_transient(error)
 
 
-def _retrying(action: Callable[[], Any], what: str) -> Any:
-    """Run ``action``, again after a pause (``RETRY``) when it loses a race with another
-    process.
+def is_lock_wait(error: BaseException) -> bool:
+    """Whether an error ended a wait for another process's lock (SQLite busy or locked,
+    PostgreSQL lock timeout): that wait already took the store's whole timeout."""
+    if not isinstance(error, OperationalError):
+        return False
+    text = str(error).lower()
+    return "locked" in text or "busy" in text or "lock timeout" in text
+
+
+def retry_policy(timeout: float) -> RetryPolicy:
+    """The projector's retry policy: ``RETRY`` with the store's lock timeout as its deadline, so
+    the attempts of one transaction wait for other processes' locks that long in total."""
+    return attrs.evolve(RETRY, deadline=timeout)
+
+
+def _give_up(error: BaseException, what: str, timeout: float, started: float) -> StoreError:
+    """The error ending a retried transaction: the lock wait took the store's timeout, or the
+    transaction kept losing races."""
+    waited = time.monotonic() - started
+    if is_lock_wait(error) or waited >= timeout:
+        return StoreError(
+            f"{what}: another process held the store's lock for more than the configured "
+            f"timeout ({timeout:g} s; waited {waited:.1f} s): {error}")
+    return StoreError(f"{what} kept conflicting with other processes: {error}")
+
+
+def _retrying(action: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
+    """Run ``action``, again after a pause (``retry_policy``) when it loses a race with another
+    process, within the store's lock timeout in total; a wait that itself took the whole lock
+    timeout is not tried again.
 
     Raises:
-        StoreError: it kept losing.
+        StoreError: the timeout passed, or it kept losing.
     """
+    started = time.monotonic()
     try:
-        return RETRY.call(action, retry_if=is_conflict)
+        return retry_policy(timeout).call(
+            action, retry_if=lambda error: is_conflict(error) and not is_lock_wait(error))
     except (IntegrityError, OperationalError, StalePositionError) as error:
         if not is_conflict(error):
             raise
-        raise StoreError(f"{what} kept conflicting with other processes: {error}") from error
+        raise _give_up(error, what, timeout, started) from error
 
 
 class Projector:
@@ -113,7 +196,9 @@ class Projector:
         # (ledger.persistence.postgres); SQLite's single writer lock needs nothing more.
         self._ddl_lock: Callable[[], AbstractContextManager[Any]] = getattr(
             factory, "ddl_lock", nullcontext)
-        self.tracking: Any = _retrying(factory.tracking_recorder, "Creating the tracking table")
+        self.lock_timeout = app.store.lock_timeout
+        self.tracking: Any = _retrying(factory.tracking_recorder, "Creating the tracking table",
+                                       self.lock_timeout)
         kind = app.store.kind
         if kind == "postgresql":
             self.dialect = Dialect.for_store(kind, tracking_table=self.tracking.tracking_table_name,
@@ -163,10 +248,11 @@ class Projector:
             StoreError: the store failed or kept conflicting.
         """
         with self.dialect.transaction(self.datastore, commit=False) as (_wrapped, cursor):
-            if not self._schema_changes(self.dialect.schema_names(cursor),
-                                        self._select_positions(cursor)):
+            names = self.dialect.schema_names(cursor)
+            if _QUARANTINE_TABLE in names and not self._schema_changes(
+                    names, self._select_positions(cursor)):
                 return
-        _retrying(self._ensure_schema_once, "Creating the read-model tables")
+        _retrying(self._ensure_schema_once, "Creating the read-model tables", self.lock_timeout)
 
     def _schema_changes(self, names: set[str],
                         positions: dict[str, int]) -> list[tuple[Projection, bool, list[str]]]:
@@ -186,6 +272,7 @@ class Projector:
             self._lock_positions(cursor)
             positions = self._select_positions(cursor)
             names = self.dialect.schema_names(cursor)
+            cursor.execute(self.dialect.sql(_CREATE_QUARANTINE))
             for projection, fresh, missing in self._schema_changes(names, positions):
                 if fresh:
                     self._recreate_tables(wrapped, cursor, projection, positions)
@@ -218,8 +305,10 @@ class Projector:
                 positions = self._select_positions(cursor)
                 for projection in self.projections:
                     self._recreate_tables(wrapped, cursor, projection, positions)
+                cursor.execute(self.dialect.sql(_CREATE_QUARANTINE))
+                cursor.execute(self.dialect.sql(_CLEAR_QUARANTINE))  # found again as it goes
 
-        _retrying(once, "Resetting the read models")
+        _retrying(once, "Resetting the read models", self.lock_timeout)
         self.position = 0
 
     # ------------------------------------------------------------------ catching up
@@ -247,53 +336,111 @@ class Projector:
         size = page_size or self.page_size
         positions = self.positions()
         applied = 0
-        retries = RETRY.attempts()
+        policy = retry_policy(self.lock_timeout)
+        retries = policy.attempts()
         next(retries)
+        waiting_since = time.monotonic()
+        # Up to this position pages are read one event at a time (to find a bad event).
+        careful_until = 0
         while True:
             start = min(positions.values())
             self.position = start
-            count, end, events, raw = self._read_page(start, size)
+            this_size = 1 if start < careful_until else size
+            count, end, events, raw, bad = self._read_page(start, this_size)
             if count == 0:
                 break
             behind = [p for p in self.projections if positions[p.name] < end]
             try:
-                self._apply_page(behind, events, raw, positions, start, end)
+                try:
+                    self._apply_page(behind, events, raw, positions, start, end, bad)
+                except _Unprojectable as unprojectable:
+                    if count > 1:
+                        careful_until = end  # again, one event at a time
+                        continue
+                    stream, version, topic = self._identify(events, start, end)
+                    bad = [*bad, (end, stream, version, topic, "apply", str(unprojectable))]
+                    # The raw (sealing) projections still take the event: they read bytes.
+                    self._apply_page(behind, [], raw, positions, start, end, bad)
             except (StalePositionError, IntegrityError, OperationalError) as error:
                 if not is_conflict(error):
                     raise
-                if next(retries, None) is None:  # pauses before the next attempt
-                    raise StoreError(
-                        "Catching up the read models kept conflicting with other "
-                        f"processes: {error}") from error
+                if is_lock_wait(error) or next(retries, None) is None:  # pauses before the next
+                    raise _give_up(error, "Catching up the read models", self.lock_timeout,
+                                   waiting_since) from error
                 positions = self.positions()
                 continue
             applied += len(events)
-            retries = RETRY.attempts()  # a page went through: the next conflict starts afresh
+            # A page went through: the next conflict starts afresh, and so does the deadline.
+            retries = policy.attempts()
             next(retries)
+            waiting_since = time.monotonic()
             for projection in behind:
                 positions[projection.name] = end
             self.position = min(positions.values())
             if progress is not None:
                 progress(self.position)
-            if count < size:
+            if count < this_size:
                 break
         return self.position, applied
 
     def _read_page(self, start: int, size: int) -> _Page:
         """Read and decode the page after ``start``: (notifications read, last id, events
-        with a topic some projection reads)."""
+        with a topic some projection reads, events that cannot be decoded)."""
         page = self.app.read_log(start, size)
         if not page:
-            return 0, start, [], []
+            return 0, start, [], [], []
         topics = self._topics
         decode = self.app.decode
+        events: list[LoggedEvent] = []
+        bad: list[Quarantined] = []
+        for n in page:
+            if n.topic not in topics:
+                continue
+            try:
+                events.append((n.id, n.topic, decode(n)))
+            except Exception as error:  # a damaged or crafted event: quarantined, not fatal
+                bad.append((n.id, str(n.originator_id), n.originator_version, n.topic, "decode",
+                            f"{type(error).__name__}: {error}"))
         raw = [(n.id, n.topic, n) for n in page] if self._raw else []
-        return len(page), page[-1].id, [(n.id, n.topic, decode(n)) for n in page
-                                        if n.topic in topics], raw
+        return len(page), page[-1].id, events, raw, bad
+
+    def _identify(self, events: list[LoggedEvent], start: int,
+                  end: int) -> tuple[str, int, str]:
+        """The stream, version and topic of the one event at position ``end``."""
+        for notification in self.app.read_log(start, 1):
+            if notification.id == end:
+                return (str(notification.originator_id), notification.originator_version,
+                        notification.topic)
+        topic = events[0][1] if events else ""
+        return "", 0, topic
+
+    def _quarantine(self, cursor: DbCursor, bad: Sequence[Quarantined]) -> None:
+        now = int(time.time() * 1_000_000)
+        cursor.executemany(self.dialect.sql(_INSERT_QUARANTINE), [
+            (position, safe_text(stream, "name"), version, safe_text(topic, "name"),
+             stage, safe_text(reason, "value"), now)
+            for position, stream, version, topic, stage, reason in bad])
+        for position, _stream, _version, topic, stage, reason in bad:
+            logger.warning("runledger: event at position %s (%s) could not be %s and is "
+                           "quarantined; the query index is incomplete (see `runledger "
+                           "projections status`): %s", position, topic,
+                           "decoded" if stage == "decode" else "projected", reason[:200])
+
+    def quarantined(self) -> list[Quarantined]:
+        """Return the quarantined events, by position: (position, stream, version, topic,
+        stage, reason), stage being ``decode`` or ``apply``.
+
+        Raises:
+            StoreError: the store failed.
+        """
+        with self.dialect.transaction(self.datastore, commit=False) as (_wrapped, cursor):
+            cursor.execute(self.dialect.sql(_SELECT_QUARANTINE))
+            return [(int(r[0]), str(r[1]), int(r[2]), str(r[3]), str(r[4]), str(r[5]))
+                    for r in cursor.fetchall()]
 
     def _apply_page(self, behind: list[Projection], events: list[LoggedEvent],
-                    raw: list[LoggedEvent], positions: dict[str, int], start: int,
-                    end: int) -> None:
+                    raw: list[LoggedEvent], positions: dict[str, int], start: int, end: int,
+                    bad: Sequence[Quarantined] = ()) -> None:
         with self.dialect.transaction(self.datastore, commit=True) as (wrapped, cursor):
             self._lock_positions(cursor)
             stored = self._select_positions(cursor)
@@ -311,8 +458,15 @@ class Projector:
                 else:
                     mine = [e for e in events if e[0] > after and e[1] in topics]
                 if mine:
-                    projection.apply(cursor, mine)
+                    try:
+                        projection.apply(cursor, mine)
+                    except Exception as error:
+                        if _is_store_failure(error):
+                            raise
+                        raise _Unprojectable(projection.name, error) from error
                 self.tracking._insert_tracking(wrapped, Tracking(projection.name, end))
+            if bad:
+                self._quarantine(cursor, bad)
             if self.before_commit is not None:
                 self.before_commit(start, end)
 

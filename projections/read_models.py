@@ -73,3 +73,49 @@ class ExperimentRow:
     created_by: str
     archived_time: datetime | None = None
     tags: dict[str, str | None] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class QuarantinedEvent:
+    """An event the index could not decode or apply, and so lacks.
+
+    Attributes:
+        position: its notification id in the log.
+        stream_id: its stream (a run's, a run's metrics', an experiment's).
+        version: its version in the stream.
+        topic: its event type.
+        stage: ``decode`` (the stored bytes are not an event) or ``apply`` (a read model could
+            not take it).
+        reason: the error.
+    """
+
+    position: int
+    stream_id: str
+    version: int
+    topic: str
+    stage: str
+    reason: str
+
+
+@attrs.frozen
+class IndexStatus:
+    """How complete the query index is (``runledger projections status``).
+
+    Attributes:
+        position: the log position every read model has reached.
+        last_position: the newest position in the log.
+        lag: events committed but not yet projected (``last_position - position``).
+        positions: each read model's position.
+        quarantined: the events the index lacks; queries answer without them.
+    """
+
+    position: int
+    last_position: int
+    lag: int
+    positions: dict[str, int]
+    quarantined: tuple[QuarantinedEvent, ...]
+
+    @property
+    def complete(self) -> bool:
+        """Whether the index holds every event up to its position."""
+        return not self.quarantined

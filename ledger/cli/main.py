@@ -6,7 +6,7 @@
       run list | show | cancel | update | history | metrics | wait | submit-script | monitor-logs
       experiment list
       folder attach
-      projections rebuild
+      projections rebuild | status
       export | import
 
 Exit codes are the Azure CLI's: 0 ok, 1 error, 2 usage, 3 a run or experiment that does not
@@ -117,6 +117,10 @@ AUDIT_COMMANDS: dict[str, LazyEntry] = {
 PROJECTIONS_COMMANDS: dict[str, LazyEntry] = {
     "rebuild": ("ledger.cli.maintenance:rebuild_projections",
                 "Drop the query index (the read models) and rebuild it from the event log."),
+    "status": ("ledger.cli.maintenance:projections_status",
+               "Catch the query index up, then show how complete it is: its position in the "
+               "event log, how far behind the log's end it is, and the events it could not "
+               "decode or project."),
 }
 
 

@@ -1,4 +1,4 @@
-"""Maintenance: ``runledger projections rebuild``, ``runledger export`` and ``import``."""
+"""Maintenance: ``runledger projections rebuild|status``, ``runledger export`` and ``import``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,35 @@ def rebuild_projections() -> None:
 
     applied = rebuild_with_progress(access.raw_index(access.open_workspace()))
     click.echo(f"Projections rebuilt: {applied} events applied.")
+
+
+@click.command("status")
+@workspace_options
+def projections_status() -> None:
+    """Catch the query index up, then show how complete it is: its position in the event log,
+    how far behind the log's end it is, and the events it could not decode or project.
+
+    Quarantined events are left out of query answers; `projections rebuild` tries them again.
+
+    Exit status 1 when events are quarantined.
+    """
+    from ledger.cli.runs import show_result
+
+    index = access.raw_index(access.open_workspace())
+    index.catch_up()  # what is left behind is then what other writers add meanwhile
+    status = index.status()
+    show_result({
+        "position": status.position,
+        "lastPosition": status.last_position,
+        "lag": status.lag,
+        "complete": status.complete,
+        "positions": status.positions,
+        "quarantined": [{"position": q.position, "streamId": q.stream_id,
+                         "version": q.version, "topic": q.topic, "stage": q.stage,
+                         "reason": q.reason} for q in status.quarantined],
+    })
+    if status.quarantined:
+        raise SystemExit(1)
 
 
 def _progress_bar(label: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:

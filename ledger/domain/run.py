@@ -24,6 +24,7 @@ from ledger.domain.errors import (
     ValidationError,
 )
 from ledger.domain.status import TRANSITIONS, RunStatus
+from ledger.domain.text import check_text
 from ledger.domain.values import (
     Actor,
     check_description,
@@ -301,6 +302,8 @@ class RunAggregate(Aggregate):
             name = f"{parent.name}>run_{run_id}"
         else:
             name = f"run_{run_id}"
+        run_type = check_name(run_type, "run_type", run_id)
+        target = check_name(target, "target", run_id)
         if display_name is not None:
             display_name = check_name(display_name, "display_name", run_id)
         if description is not None:
@@ -374,8 +377,16 @@ class RunAggregate(Aggregate):
         """Mark the run Failed with an error.
 
         Raises:
+            ValidationError: the code, message or exception type cannot be stored (see
+                ``ledger.domain.text``: NUL, a lone surrogate, too long).
             InvalidTransitionError: the run has already ended.
         """
+        error_code = check_text(error_code, "error_code", self.run_id, kind="key",
+                                allow_empty=False)
+        message = check_text(message, "error message", self.run_id, kind="message")
+        if exception_type is not None:
+            exception_type = check_text(exception_type, "exception type", self.run_id,
+                                        kind="name")
         self._check_transition(RunStatus.FAILED, "fail")
         self.trigger_event(self.Failed, error_code=error_code, message=message,
                            exception_type=exception_type, actor=actor.as_dict())

@@ -15,27 +15,45 @@ from typing import Any
 import attrs
 
 from ledger.domain.errors import ValidationError
+from ledger.domain.text import (
+    MAX_DESCRIPTION_LENGTH,
+    MAX_KEY_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_VALUE_LENGTH,
+    check_text,
+    quote,
+    stringify,
+    where,
+)
 
-MAX_NAME_LENGTH = 256
-MAX_KEY_LENGTH = 256
-MAX_VALUE_LENGTH = 8_000
-MAX_DESCRIPTION_LENGTH = 8_000
+__all__ = ["MAX_DESCRIPTION_LENGTH", "MAX_KEY_LENGTH", "MAX_NAME_LENGTH", "MAX_VALUE_LENGTH",
+           "Actor", "check_description", "check_key", "check_metric_name", "check_name",
+           "current_actor", "normalise_properties", "normalise_tag", "normalise_tag_keys",
+           "normalise_tag_value_sets", "normalise_tags", "normalise_value"]
 
 
 @attrs.frozen
 class Actor:
     """Who made a change: the OS user, the host and the process id.
 
-    Every event carries one, so the history of a run says who did what.
+    Every event carries one, so the history of a run says who did what. ``user``, ``host`` and
+    ``pid`` are declared by the writing process (``RUNLEDGER_USER=alice`` sets the user): they are
+    claims, not proof. On PostgreSQL the server also records the role it authenticated for each
+    write; a run's history shows it as ``server_role`` (``None`` elsewhere).
     """
 
     user: str
     host: str
     pid: int
+    server_role: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """Return the actor as stored in events."""
-        return {"user": self.user, "host": self.host, "pid": self.pid}
+        """Return the actor as stored in events (with ``server_role`` when the server gave one).
+        """
+        data: dict[str, Any] = {"user": self.user, "host": self.host, "pid": self.pid}
+        if self.server_role is not None:
+            data["server_role"] = self.server_role
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Actor:
@@ -73,49 +91,27 @@ def current_actor(user: str | None = None) -> Actor:
 
 
 def _where(run_id: str | None) -> str:
-    return f" of run {run_id!r}" if run_id else ""
-
-
-def _check_no_nul(text: str, what: str, run_id: str | None) -> None:
-    # PostgreSQL's text columns cannot hold NUL: refuse it everywhere, so every backend agrees.
-    if "\x00" in text:
-        raise ValidationError(f"{what}{_where(run_id)} must not contain NUL (\\x00)")
+    return where(run_id)
 
 
 def check_name(value: Any, what: str, run_id: str | None = None) -> str:
-    """Return ``value`` if it is a valid name (a non-empty string of at most 256 characters).
+    """Return ``value`` if it is a valid name: a non-empty string of at most 256 characters that
+    every store can hold (see ``ledger.domain.text``).
 
     Raises:
         ValidationError: naming ``what`` and the run.
     """
-    if not isinstance(value, str):
-        raise ValidationError(
-            f"{what}{_where(run_id)} must be a string, not {type(value).__name__}: {value!r}")
-    if not value.strip():
-        raise ValidationError(f"{what}{_where(run_id)} must not be empty")
-    if len(value) > MAX_NAME_LENGTH:
-        raise ValidationError(
-            f"{what}{_where(run_id)} is {len(value)} characters long; "
-            f"at most {MAX_NAME_LENGTH} are allowed")
-    _check_no_nul(value, what, run_id)
-    return value
+    return check_text(value, what, run_id, kind="name", allow_empty=False)
 
 
 def check_description(value: Any, run_id: str | None = None) -> str:
-    """Return ``value`` if it is a valid description (a string of at most 8,000 characters).
+    """Return ``value`` if it is a valid description (a string of at most 8,000 characters that
+    every store can hold).
 
     Raises:
         ValidationError: naming the run.
     """
-    if not isinstance(value, str):
-        raise ValidationError(
-            f"description{_where(run_id)} must be a string, not {type(value).__name__}")
-    if len(value) > MAX_DESCRIPTION_LENGTH:
-        raise ValidationError(
-            f"description{_where(run_id)} is {len(value)} characters long; "
-            f"at most {MAX_DESCRIPTION_LENGTH} are allowed")
-    _check_no_nul(value, "description", run_id)
-    return value
+    return check_text(value, "description", run_id, kind="description")
 
 
 def check_reason(value: Any, action: str, run_id: str | None = None) -> str:
@@ -127,56 +123,42 @@ def check_reason(value: Any, action: str, run_id: str | None = None) -> str:
     """
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(
-            f"{action}{_where(run_id)} needs a reason: a non-empty string, not {value!r}")
-    if len(value) > MAX_DESCRIPTION_LENGTH:
-        raise ValidationError(
-            f"the reason of {action}{_where(run_id)} is {len(value)} characters long; "
-            f"at most {MAX_DESCRIPTION_LENGTH} are allowed")
-    _check_no_nul(value, "reason", run_id)
-    return value
+            f"{action}{where(run_id)} needs a reason: a non-empty string, not {quote(value)}")
+    return check_text(value, f"the reason of {action}", run_id, kind="description")
 
 
 def check_key(key: Any, what: str, run_id: str | None) -> str:
-    """Return ``key`` if it is a valid tag, property or metric key.
+    """Return ``key`` if it is a valid tag, property or metric key (a non-empty string of at most
+    256 characters that every store can hold).
 
     Raises:
         ValidationError: naming the key and the run.
     """
     if not isinstance(key, str):
         raise ValidationError(
-            f"{what} key {key!r}{_where(run_id)} must be a string, not {type(key).__name__}")
-    if not key.strip():
-        raise ValidationError(f"{what} key{_where(run_id)} must not be empty")
-    if len(key) > MAX_KEY_LENGTH:
-        raise ValidationError(
-            f"{what} key {key[:40]!r}...{_where(run_id)} is {len(key)} characters long; "
-            f"at most {MAX_KEY_LENGTH} are allowed")
-    _check_no_nul(key, f"{what} key {key!r}", run_id)
-    return key
+            f"{what} key {quote(key)}{_where(run_id)} must be a string, not "
+            f"{type(key).__name__}")
+    return check_text(key, f"{what} key", run_id, kind="key", allow_empty=False)
 
 
 def normalise_value(value: Any, key: str, what: str, run_id: str | None) -> str | None:
-    """Return the stored form of a tag or property value: ``None`` or a string.
+    """Return the stored form of a tag or property value: ``None`` or a string (``str(value)``).
 
     Raises:
-        ValidationError: the value's text is longer than 8,000 characters.
+        ValidationError: ``str(value)`` fails, or the text is longer than 8,000 characters or
+            cannot be stored (NUL, a lone surrogate).
     """
     if value is None:
         return None
-    text = value if isinstance(value, str) else str(value)
-    if len(text) > MAX_VALUE_LENGTH:
-        raise ValidationError(
-            f"{what} {key!r}{_where(run_id)}: value is {len(text)} characters long; "
-            f"at most {MAX_VALUE_LENGTH} are allowed")
-    _check_no_nul(text, f"{what} {key!r}", run_id)
-    return text
+    field = f"{what} {quote(key)}"
+    return check_text(stringify(value, field, run_id), field, run_id, kind="value")
 
 
 def _normalise_mapping(data: Any, what: str, run_id: str | None) -> dict[str, str | None]:
     if not isinstance(data, Mapping):
         raise ValidationError(
             f"{what}s{_where(run_id)} must be given as a dict, not {type(data).__name__}: "
-            f"{data!r}")
+            f"{quote(data)}")
     return {check_key(k, what, run_id): normalise_value(v, k, what, run_id)
             for k, v in data.items()}
 

@@ -11,7 +11,17 @@ already skips creation altogether (one catalogue query instead of DDL that would
 writers' table locks).
 
 Writers are unchanged: each insert transaction takes eventsourcing's ``LOCK TABLE ... IN EXCLUSIVE
-MODE``, so notification ids commit in order and projections never skip an event.
+MODE``, so notification ids commit in order and projections never skip an event. Two additions:
+
+- Nothing waits forever: every connection carries a ``statement_timeout`` and a ``lock_timeout``
+  (``?statement_timeout=SECONDS&lock_timeout=SECONDS`` in the store URL; defaults
+  :data:`DEFAULT_STATEMENT_TIMEOUT` and :data:`DEFAULT_LOCK_TIMEOUT`), and a write whose events
+  are large is sent without psycopg's pipeline mode, whose pure-Python implementation can deadlock
+  with the server on a big send (psycopg issue 685: a 6 MB metric batch hung client and server).
+- The audit "who" the server vouches for: a statement trigger on the events table records, for
+  every event, the role the server authenticated (``session_user``), the backend's pid and the
+  client's address in ``rl_event_writers``, filled by the server itself in the same transaction.
+  The ``actor`` inside each event (user, host, pid) is what the client declares.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -28,6 +38,7 @@ from eventsourcing.persistence import (
     OperationalError,
     PersistenceError,
     ProgrammingError,
+    StoredEvent,
 )
 from eventsourcing.postgres import (
     PostgresApplicationRecorder,
@@ -36,6 +47,7 @@ from eventsourcing.postgres import (
     PostgresTrackingRecorder,
 )
 from eventsourcing.utils import Environment, EnvType
+from psycopg.sql import SQL, Identifier
 
 R = TypeVar("R")
 
@@ -48,11 +60,29 @@ DDL_LOCK_KEY = zlib.crc32(b"runledger:ddl")
 #: once. ``?pool_size=N&max_overflow=M`` in the store URL overrides these.
 POOL_DEFAULTS = {"POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "1"}
 
+#: Seconds a statement may run, and may wait for a lock, before the server cancels it (0: no
+#: limit). A statement cut off raises ``StoreError``.
+DEFAULT_STATEMENT_TIMEOUT = 300
+DEFAULT_LOCK_TIMEOUT = 60
+STATEMENT_TIMEOUT_ENV = "POSTGRES_STATEMENT_TIMEOUT"
+LOCK_TIMEOUT_ENV = "POSTGRES_LOCK_TIMEOUT"
+
+#: Above this many bytes of event state, a write is sent without pipeline mode (see above).
+PIPELINE_MAX_BYTES = 64 * 1024
+
+#: The table where the server records who wrote each event, and its trigger.
+WRITERS_TABLE = "rl_event_writers"
+WRITERS_TRIGGER = "rl_event_writers_trigger"
+WRITERS_FUNCTION = "rl_record_event_writers"
+
 _OBJECTS_EXIST = (
     "SELECT to_regclass(%(table)s) IS NOT NULL AND to_regclass(%(index)s) IS NOT NULL "
     "AND to_regtype(%(type)s) IS NOT NULL AND EXISTS ("
     "  SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
-    "  WHERE n.nspname = %(schema)s AND p.proname = %(function)s) AS ok"
+    "  WHERE n.nspname = %(schema)s AND p.proname = %(function)s) "
+    "AND to_regclass(%(writers)s) IS NOT NULL AND EXISTS ("
+    "  SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass(%(table)s)"
+    "  AND tgname = %(trigger)s) AS ok"
 )
 
 
@@ -74,6 +104,97 @@ def _translated(what: str) -> Iterator[None]:
         raise PersistenceError(f"{what}: {error}") from error
 
 
+def _seconds(env: Environment, key: str, default: int) -> int:
+    text = env.get(key)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise OSError(f"{key} must be a whole number of seconds, not {text!r}") from None
+    if value < 0:
+        raise OSError(f"{key} must not be negative: {value}")
+    return value
+
+
+class LedgerPostgresApplicationRecorder(PostgresApplicationRecorder):
+    """eventsourcing's application recorder, with the server-side writer record and a write path
+    that cannot deadlock on large events.
+
+    Args:
+        datastore: the datastore.
+        events_table_name: the events table.
+    """
+
+    def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        schema = Identifier(self.datastore.schema)
+        writers = Identifier(WRITERS_TABLE)
+        function = Identifier(WRITERS_FUNCTION)
+        # The server fills every column itself (DEFAULT session_user...): what it vouches for.
+        # SECURITY DEFINER: writers need no right on the table, so cannot forge its rows.
+        self.sql_create_statements.extend([
+            SQL("CREATE TABLE IF NOT EXISTS {schema}.{writers} ("
+                "notification_id bigint PRIMARY KEY, "
+                "server_role text NOT NULL DEFAULT session_user, "
+                "backend_pid integer NOT NULL DEFAULT pg_backend_pid(), "
+                "client_addr inet DEFAULT inet_client_addr(), "
+                "recorded_at timestamptz NOT NULL DEFAULT now())").format(
+                    schema=schema, writers=writers),
+            SQL("CREATE OR REPLACE FUNCTION {schema}.{function}() RETURNS trigger "
+                "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$ "
+                "BEGIN INSERT INTO {schema}.{writers} (notification_id) "
+                "SELECT notification_id FROM rl_new_events; RETURN NULL; END $fn$").format(
+                    schema=schema, function=function, writers=writers),
+            SQL("CREATE OR REPLACE TRIGGER {trigger} AFTER INSERT ON {schema}.{table} "
+                "REFERENCING NEW TABLE AS rl_new_events FOR EACH STATEMENT "
+                "EXECUTE FUNCTION {schema}.{function}()").format(
+                    trigger=Identifier(WRITERS_TRIGGER), schema=schema,
+                    table=Identifier(self.events_table_name), function=function),
+        ])
+
+    def insert_events(self, stored_events: Sequence[StoredEvent],
+                      **kwargs: Any) -> Sequence[int] | None:
+        """Insert events in one transaction, as eventsourcing does; large ones without pipeline
+        mode.
+
+        Returns:
+            The notification ids of the events.
+
+        Raises:
+            IntegrityError: another writer appended first.
+            PersistenceError: the database failed.
+        """
+        if sum(len(e.state) for e in stored_events) < PIPELINE_MAX_BYTES:
+            result: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            return result
+        with self.datastore.get_connection() as conn, conn.transaction(), \
+                conn.cursor() as curs:
+            self._insert_events(curs, stored_events, **kwargs)
+            self._insert_stored_events(curs, stored_events, **kwargs)
+            ids: Sequence[int] | None = self._fetch_ids_after_insert_events(
+                curs, stored_events, **kwargs)
+            return ids
+
+    def server_roles(self, originator_id: Any) -> dict[int, str]:
+        """Return, for each version of a stream, the role the server authenticated for the
+        transaction that wrote it (versions written before the trigger existed are missing).
+
+        Raises:
+            PersistenceError: the database failed.
+        """
+        statement = SQL(
+            "SELECT e.originator_version, w.server_role FROM {schema}.{table} e "
+            "JOIN {schema}.{writers} w ON w.notification_id = e.notification_id "
+            "WHERE e.originator_id = %s").format(
+                schema=Identifier(self.datastore.schema),
+                table=Identifier(self.events_table_name), writers=Identifier(WRITERS_TABLE))
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, (originator_id,))
+            return {int(row["originator_version"]): str(row["server_role"])
+                    for row in curs.fetchall()}
+
+
 class LedgerPostgresFactory(PostgresFactory):
     """eventsourcing's PostgreSQL factory, creating the schema once and safely.
 
@@ -84,12 +205,24 @@ class LedgerPostgresFactory(PostgresFactory):
         OSError: an environment value is invalid (as eventsourcing raises it).
     """
 
+    application_recorder_class = LedgerPostgresApplicationRecorder
+
     def __init__(self, env: Environment | EnvType | None) -> None:
         env = env if isinstance(env, Environment) else Environment(env=env)
         for key, value in POOL_DEFAULTS.items():
             if env.get(key) is None:
                 env[key] = value
+        statement_timeout = _seconds(env, STATEMENT_TIMEOUT_ENV, DEFAULT_STATEMENT_TIMEOUT)
+        lock_timeout = _seconds(env, LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT)
+        # eventsourcing sets its own lock_timeout (seconds) inside each insert transaction.
+        env[LOCK_TIMEOUT_ENV] = str(lock_timeout)
         super().__init__(env)
+        # Session settings of every connection (the pool's and ddl_lock's own), so no statement
+        # of any code path waits forever.
+        kwargs = self.datastore.pool.kwargs
+        if isinstance(kwargs, dict):
+            kwargs["options"] = (f"-c statement_timeout={statement_timeout * 1000} "
+                                 f"-c lock_timeout={lock_timeout * 1000}")
         self._creating = threading.RLock()
         self._defer_create = False
         self._schema_created = False
@@ -201,6 +334,8 @@ class LedgerPostgresFactory(PostgresFactory):
                 "type": _quoted(schema, recorder.stored_event_type_name),
                 "schema": schema,
                 "function": recorder.pg_function_name_insert_events,
+                "writers": _quoted(schema, WRITERS_TABLE),
+                "trigger": WRITERS_TRIGGER,
             }
         else:
             return False

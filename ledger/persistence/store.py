@@ -8,7 +8,10 @@ Store URLs:
   for another's lock; default 60).
 - ``memory://`` -- an in-process SQLite database that vanishes with the process (tests, notebooks).
 - ``postgresql://user[:password]@host[:port]/dbname[?schema=NAME]`` -- a PostgreSQL database shared
-  by many processes or hosts (needs the ``postgres`` extra).
+  by many processes or hosts (needs the ``postgres`` extra). Query options: ``schema``,
+  ``pool_size``, ``max_overflow``, ``connect_timeout``, ``statement_timeout=SECONDS`` (default
+  300) and ``lock_timeout=SECONDS`` (default 60): no statement runs, or waits for a lock, longer
+  (``0``: no limit).
 
 Every store takes ``files=FOLDER_OR_URL`` (URL-encoded): run file contents then go to that folder
 or object store through fsspec (the ``files`` extra) instead of the database; the events naming
@@ -61,6 +64,13 @@ class StoreConfig:
         if parts.password:
             return self.url.replace(f":{parts.password}@", ":***@", 1)
         return self.url
+
+    @property
+    def lock_timeout(self) -> float:
+        """Seconds any call may wait, in total, for another process's lock before ``StoreError``
+        (SQLite's ``?timeout=``, PostgreSQL's ``?lock_timeout=``; 60 by default)."""
+        text = self.env.get("SQLITE_LOCK_TIMEOUT") or self.env.get("POSTGRES_LOCK_TIMEOUT")
+        return float(text) if text else 60.0
 
     @property
     def is_sql_file(self) -> bool:
@@ -160,7 +170,11 @@ def _parse(url: str, parts: Any, scheme: str, options: dict[str, str],
         if schema:
             env["POSTGRES_SCHEMA"] = schema
         for key in list(options):
-            if key in ("pool_size", "max_overflow", "connect_timeout", "lock_timeout"):
+            if key in ("pool_size", "max_overflow", "connect_timeout", "lock_timeout",
+                       "statement_timeout"):
+                if key.endswith("timeout") and not options[key].isdigit():
+                    raise StoreConfigError(
+                        f"{key} must be a whole number of seconds, not {options[key]!r}")
                 env["POSTGRES_" + key.upper()] = options.pop(key)
         if options:
             raise StoreConfigError(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import builtins
+import itertools
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from ledger.domain.errors import ValidationError
 from ledger.domain.names import BATCH_CHILD_NUMBER_TAG
-from ledger.domain.values import normalise_tag_value_sets
+from ledger.domain.text import quote
+from ledger.domain.values import check_name, normalise_tag_value_sets
 
 if TYPE_CHECKING:
     from ledger.domain.run import RunAggregate
@@ -17,6 +19,16 @@ if TYPE_CHECKING:
     from ledger.sdk.run import Run
     from ledger.sdk.session import LedgerSession
     from projections.read_models import RunRow
+
+#: The most children one ``create_children()`` call creates (docs/limits.md).
+MAX_CHILDREN_PER_CALL = 10_000
+
+
+def _check_children_count(count: int, run_id: str) -> None:
+    if count > MAX_CHILDREN_PER_CALL:
+        raise ValidationError(
+            f"create_children() of run {run_id!r}: at most {MAX_CHILDREN_PER_CALL:,} children "
+            f"per call (one atomic write), not {count:,} or more; call it again for more")
 
 
 class ChildrenMixin:
@@ -47,6 +59,8 @@ class ChildrenMixin:
             ValidationError: a bad name or run id.
         """
         self._aggregate().check_active("create a child run")
+        if name is not None:
+            check_name(name, "name of a child run", self._run_id)
         return self._create(self._experiment, parent=self, run_id=run_id, name=name)
 
     def create_children(self, count: int | None = None, tag_key: str | None = None,
@@ -56,8 +70,11 @@ class ChildrenMixin:
         Give ``count`` (each child is tagged ``azureml.batch_child_number`` = "0", "1"...) or
         ``tag_key`` with ``tag_values`` (one child per value, tagged ``{tag_key: value}``).
 
+        At most ``MAX_CHILDREN_PER_CALL`` (10,000) children per call.
+
         Raises:
-            ValidationError: neither or both ways given, a key without values, a bad count.
+            ValidationError: neither or both ways given, a key without values, a bad count, more
+                than 10,000 children.
             RunFinishedError: this run has ended.
         """
         if count is not None and (tag_key is not None or tag_values is not None):
@@ -72,7 +89,8 @@ class ChildrenMixin:
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
                 raise ValidationError(
                     f"create_children() of run {self._run_id!r}: count must be a positive int, "
-                    f"not {count!r}")
+                    f"not {quote(count)}")
+            _check_children_count(count, self._run_id)
             tag_sets: builtins.list[dict[str, str | None]] = [
                 {BATCH_CHILD_NUMBER_TAG: str(i)} for i in range(count)]
         else:
@@ -83,12 +101,16 @@ class ChildrenMixin:
                 raise ValidationError(
                     f"create_children() of run {self._run_id!r}: tag_key {tag_key!r} needs "
                     "tag_values")
-            if isinstance(tag_values, (str, bytes)):
+            if isinstance(tag_values, (str, bytes, Mapping)) or not isinstance(tag_values,
+                                                                             Iterable):
                 raise ValidationError(
                     f"create_children() of run {self._run_id!r}: tag_values must be a list, "
-                    "not a string")
-            # Validated up front, against this run: a bad tag refuses the whole batch.
-            tag_sets = normalise_tag_value_sets(tag_key, tag_values, self._run_id)
+                    f"not {type(tag_values).__name__}")
+            # Validated up front, against this run: a bad tag refuses the whole batch. At most
+            # one more than the limit is read, so a huge (or endless) iterable costs nothing.
+            tag_sets = normalise_tag_value_sets(
+                tag_key, itertools.islice(tag_values, MAX_CHILDREN_PER_CALL + 1), self._run_id)
+            _check_children_count(len(tag_sets), self._run_id)
             if not tag_sets:
                 raise ValidationError(
                     f"create_children() of run {self._run_id!r}: tag_values is empty")

@@ -15,6 +15,7 @@ from typing import Any
 from ledger.domain.errors import ValidationError
 from ledger.domain.metrics import LIST, ROW, SCALAR, TABLE
 from ledger.domain.metrics import shape_metrics as shape_metrics  # moved to the domain: pure
+from ledger.domain.text import check_text, quote
 from ledger.domain.values import check_key
 
 _SCALAR_TYPES = (int, float, str, bool)
@@ -24,34 +25,40 @@ MAX_INT = 2**63  # the stores keep 64-bit integers
 def coerce_scalar(value: Any, name: str, run_id: str, call: str = "log") -> Any:
     """Return ``value`` as a storable scalar: int, float (NaN and infinities too), bool or str.
 
-    numpy scalars (and 0-d arrays) become the Python number they hold.
+    numpy scalars (and 0-d arrays) become the Python number they hold. Strings are checked by
+    the ledger's one text validator (``ledger.domain.text``: at most 8,000 characters, no NUL,
+    nothing that cannot be encoded).
 
     Raises:
-        ValidationError: a list, range, generator, dict, ``None`` or other non-scalar value.
+        ValidationError: a list, range, generator, dict, ``None`` or other non-scalar value, or a
+            string that cannot be stored.
     """
     if isinstance(value, _SCALAR_TYPES):
+        if isinstance(value, str):
+            return check_text(value, f"{call}(): string value of metric {quote(name)}", run_id,
+                              kind="metric string")
         if type(value) is int and not -MAX_INT <= value < MAX_INT:
             raise ValidationError(
-                f"{call}(): metric {name!r} of run {run_id!r}: integer {value} does not fit in "
-                "64 bits (log it as a float)")
+                f"{call}(): metric {quote(name)} of run {run_id!r}: integer {value} does not "
+                "fit in 64 bits (log it as a float)")
         return value
     module = type(value).__module__
     if module == "numpy" and getattr(value, "ndim", None) == 0:
-        return value.item()
+        return coerce_scalar(value.item(), name, run_id, call)
     if isinstance(value, (list, tuple, range, set)) or hasattr(value, "__next__") or (
             module == "numpy"):
         hint = " (use log_list() for a list of values)" if call == "log" else ""
         raise ValidationError(
-            f"{call}(): metric {name!r} of run {run_id!r} takes one scalar value, not "
+            f"{call}(): metric {quote(name)} of run {run_id!r} takes one scalar value, not "
             f"{type(value).__name__}{hint}")
     if isinstance(value, Mapping):
         hint = " (use log_row() or log_table() for columns)" if call == "log" else ""
         raise ValidationError(
-            f"{call}(): metric {name!r} of run {run_id!r} takes one scalar value, "
+            f"{call}(): metric {quote(name)} of run {run_id!r} takes one scalar value, "
             f"not a dict{hint}")
     raise ValidationError(
-        f"{call}(): metric {name!r} of run {run_id!r} must be a number, bool or string, "
-        f"not {type(value).__name__}: {value!r}")
+        f"{call}(): metric {quote(name)} of run {run_id!r} must be a number, bool or string, "
+        f"not {type(value).__name__}: {quote(value)}")
 
 
 def check_step(step: Any, name: str, run_id: str) -> int | None:
@@ -67,11 +74,11 @@ def check_step(step: Any, name: str, run_id: str) -> int | None:
             step = step.item()  # type: ignore[union-attr]
         if isinstance(step, bool) or not isinstance(step, int):
             raise ValidationError(
-                f"step of metric {name!r} of run {run_id!r} must be an int, not "
-                f"{type(step).__name__}: {step!r}")
+                f"step of metric {quote(name)} of run {run_id!r} must be an int, not "
+                f"{type(step).__name__}: {quote(step)}")
     if step < 0 or step >= MAX_INT:
         raise ValidationError(
-            f"step of metric {name!r} of run {run_id!r} must be in 0..2**63-1: {step}")
+            f"step of metric {quote(name)} of run {run_id!r} must be in 0..2**63-1: {step}")
     return step
 
 
@@ -114,15 +121,18 @@ class MetricBuffer:
         if type(name) is not str:  # before the dict lookup: a list is not hashable
             check_key(name, "metric", self.run_id)
         key = (name, kind)
-        series = self.series.get(key)
+        try:
+            series = self.series.get(key)
+        except TypeError:  # an unhashable name: refuse it as any other bad name
+            check_key(name, "metric", self.run_id)
+            raise
         if series is None:
             if key not in self._known:
                 check_key(name, "metric", self.run_id)
-                if description is not None and not isinstance(description, str):
-                    raise ValidationError(
-                        f"description of metric {name!r} of run {self.run_id!r} must be a "
-                        f"string, not {type(description).__name__}")
                 self._known.add(key)
+            if description:
+                description = check_text(description, f"description of metric {quote(name)}",
+                                         self.run_id, kind="description")
             series = self.series[key] = Series(name, kind, description or "")
         return series
 
@@ -132,7 +142,11 @@ class MetricBuffer:
         Raises:
             ValidationError: the name or description is invalid.
         """
-        series = self.scalars.get(name)
+        try:
+            series = self.scalars.get(name)
+        except TypeError:  # an unhashable name
+            check_key(name, "metric", self.run_id)
+            raise
         if series is None:
             series = self.scalars[name] = self._series(name, SCALAR, description)
         return series
@@ -143,9 +157,10 @@ class MetricBuffer:
         Raises:
             ValidationError: not an iterable of scalars (nothing is buffered then).
         """
+        check_key(name, "metric", self.run_id)
         if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
             raise ValidationError(
-                f"log_list(): metric {name!r} of run {self.run_id!r} takes a list of values, "
+                f"log_list(): metric {quote(name)} of run {self.run_id!r} takes a list of values, "
                 f"not {type(values).__name__}")
         checked = [coerce_scalar(v, name, self.run_id, "log_list") for v in values]
         series = self._series(name, LIST, description)
@@ -161,9 +176,10 @@ class MetricBuffer:
         Raises:
             ValidationError: a column name or value is invalid (nothing is buffered then).
         """
+        check_key(name, "metric", self.run_id)
         if not row:
             raise ValidationError(
-                f"log_row(): metric {name!r} of run {self.run_id!r} needs at least one column")
+                f"log_row(): metric {quote(name)} of run {self.run_id!r} needs at least one column")
         checked = {check_key(k, "column", self.run_id):
                    coerce_scalar(v, f"{name}.{k}", self.run_id, "log_row") for k, v in row.items()}
         series = self._series(name, ROW, description)
@@ -178,23 +194,24 @@ class MetricBuffer:
         Raises:
             ValidationError: not a dict of equally long lists of scalars.
         """
+        check_key(name, "metric", self.run_id)
         if not isinstance(table, Mapping) or not table:
             raise ValidationError(
-                f"log_table(): metric {name!r} of run {self.run_id!r} takes a non-empty dict "
+                f"log_table(): metric {quote(name)} of run {self.run_id!r} takes a non-empty dict "
                 f"of columns, not {type(table).__name__}")
         columns: dict[str, list[Any]] = {}
         for key, column in table.items():
             check_key(key, "column", self.run_id)
             if isinstance(column, (str, bytes, Mapping)) or not isinstance(column, Iterable):
                 raise ValidationError(
-                    f"log_table(): column {key!r} of metric {name!r} of run {self.run_id!r} "
-                    "must be a list of values")
+                    f"log_table(): column {quote(key)} of metric {quote(name)} of run "
+                    f"{self.run_id!r} must be a list of values")
             columns[key] = [coerce_scalar(v, f"{name}.{key}", self.run_id, "log_table")
                             for v in column]
         lengths = {len(c) for c in columns.values()}
         if len(lengths) > 1:
             raise ValidationError(
-                f"log_table(): the columns of metric {name!r} of run {self.run_id!r} have "
+                f"log_table(): the columns of metric {quote(name)} of run {self.run_id!r} have "
                 f"different lengths: { {k: len(c) for k, c in columns.items()} }")
         series = self._series(name, TABLE, description)
         series.values.append(columns)

@@ -35,6 +35,7 @@ from ledger.domain.names import (
 )
 from ledger.domain.run import RunAggregate
 from ledger.domain.status import RunStatus
+from ledger.domain.text import safe_text, stringify
 from ledger.domain.values import (
     Actor,
     check_description,
@@ -45,6 +46,7 @@ from ledger.domain.values import (
     normalise_tag_keys,
     normalise_tags,
 )
+from ledger.sdk import forking
 from ledger.sdk.children import ChildrenMixin
 from ledger.sdk.details import details_from_aggregate, iso_utc
 from ledger.sdk.environment import Environment
@@ -114,6 +116,11 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
         self._lock = threading.RLock()
         self._metrics = MetricBuffer(self._run_id)
         self._outputs_folder: Path | None = None  # start_logging(): uploaded on complete()
+        forking.track_run(self)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Pickled as its store and id, for another process (see ledger.sdk.forking).
+        return forking.reduce_run(self)
 
     # The run class of each run type (``register_type``); ``Run`` for any other type.
     _types: ClassVar[dict[str, builtins.type[Run]]] = {}
@@ -430,17 +437,21 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
             error_code: the error's code (default ``UserError``).
 
         Raises:
+            ValidationError: a message or code that cannot be stored (NUL, a lone surrogate,
+                longer than the limits of docs/limits.md); nothing is recorded.
             InvalidTransitionError: the run has already ended.
         """
         exception_type = None
         if isinstance(error_details, BaseException):
-            exception_type = type(error_details).__name__
-            message = f"User program failed with {exception_type}: {error_details}"
+            # Recorded on the user's behalf: made safe (and marked so), never refused.
+            exception_type = safe_text(type(error_details).__name__, "name")
+            message = safe_text(
+                f"User program failed with {exception_type}: {safe_text(error_details)}")
         elif error_details is None:
             message = "The run was marked as failed."
         else:
-            message = str(error_details)
-        code = str(error_code) if error_code else "UserError"
+            message = stringify(error_details, "error message", self._run_id)
+        code = stringify(error_code, "error_code", self._run_id) if error_code else "UserError"
         self._end(lambda agg, actor: agg.fail(code, message, exception_type, actor))
 
     def cancel(self) -> None:

@@ -60,7 +60,8 @@ class MetricsMixin:
             step: the value's step (a non-negative int), if any.
 
         Raises:
-            ValidationError: a list or other non-scalar value, or a bad name or step.
+            ValidationError: a list or other non-scalar value, a bad name or step, or a string
+                that cannot be stored.
             RunFinishedError: the run has ended.
         """
         if type(value) is not float and (type(value) is not int

@@ -23,10 +23,11 @@ import logging
 import os
 import threading
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ledger.application import LedgerApplication
 from ledger.config import LedgerSettings
+from ledger.sdk import forking, signals
 
 if TYPE_CHECKING:
     from ledger.domain.run import RunAggregate
@@ -49,23 +50,57 @@ class LedgerSession:
         self.settings = settings
         self.store = store = settings.store
         self.pid = os.getpid()
-        self.app = LedgerApplication(store)
+        with signals.blocked():  # the pool threads it may start must not take the signals
+            self._app: LedgerApplication | None = LedgerApplication(store)
         self._index: RunIndex | None = None
+        self._fresh_state()
+        self.last_flush_error: BaseException | None = None
+        self.flush_interval = settings.flush_interval
+        self._start_flusher()
+        _live_sessions.add(self)
+        forking.install(_sessions_of_this_process, flush_sessions)
+        signals.install(flush_sessions)
+
+    def _fresh_state(self) -> None:
         self._index_lock = threading.Lock()
+        self._app_lock = threading.Lock()
         self._publish_lock = threading.RLock()
         self._flush_lock = threading.RLock()
         self._list_lock = threading.Lock()
         self._unpublished: list[Run] = []
         self._unflushed_metrics: dict[int, MetricsMixin] = {}
-        self.last_flush_error: BaseException | None = None
-        self.flush_interval = settings.flush_interval
+
+    def _start_flusher(self) -> None:
         self._stop = threading.Event()
         # The thread holds the session weakly, so an unused session (a memory:// ledger of a
         # test, say) is collected and its thread ends.
         self._flusher = threading.Thread(target=_flush_loop, args=(weakref.ref(self),),
                                          name="runledger-flusher", daemon=True)
         self._flusher.start()
-        _live_sessions.add(self)
+
+    @property
+    def app(self) -> LedgerApplication:
+        """The ledger's application (opened again on first use in a forked child)."""
+        app = self._app
+        if app is None:
+            with self._app_lock:
+                if self._app is None:
+                    with signals.blocked():
+                        self._app = LedgerApplication(self.store)
+                    self._start_flusher()
+                app = self._app
+        return app
+
+    def reset_after_fork(self, abandoned: list[Any]) -> None:
+        """In a forked child: start again with empty buffers, fresh locks and no connection
+        (see ``ledger.sdk.forking``). The parent's connections are kept in ``abandoned``, never
+        closed nor used here."""
+        abandoned.extend(x for x in (self._app, self._index) if x is not None)
+        self._app = None
+        self._index = None
+        self.pid = os.getpid()
+        self.last_flush_error = None
+        self._fresh_state()
 
     # ------------------------------------------------------------------ the query index
     @property
@@ -198,11 +233,13 @@ class LedgerSession:
         finally:
             if self._index is not None:
                 self._index.close()
-            self.app.close()
+            if self._app is not None:
+                self._app.close()
             _live_sessions.discard(self)
 
 
 def _flush_loop(session_ref: weakref.ref[LedgerSession]) -> None:
+    signals.block_in_this_thread()
     session = session_ref()
     if session is None:
         return
@@ -242,6 +279,15 @@ def open_session(settings: LedgerSettings) -> LedgerSession:
                 del _sessions[stale]
             session = _sessions[key] = LedgerSession(settings)
         return session
+
+
+def _sessions_of_this_process() -> list[LedgerSession]:
+    return list(_live_sessions)
+
+
+def flush_sessions() -> None:
+    """Flush every session of this process; log (not raise) what could not be written."""
+    _flush_at_exit()
 
 
 def _flush_at_exit() -> None:

@@ -70,6 +70,7 @@ from ledger.domain.names import (
 )
 from ledger.domain.run import RunAggregate
 from ledger.domain.status import RunStatus, can_transition
+from ledger.domain.text import safe_text
 from ledger.domain.values import Actor
 from ledger.persistence.retry import RETRY
 from ledger.sdk.files import OUTPUTS_FOLDER, LogAppender
@@ -322,7 +323,11 @@ class Supervisor:
         pump = self.pump
         last_line = pump.last_line if pump is not None else None
         exception_type = pump.exception_type if pump is not None else None
-        message = failure_message(self.script_label, returncode, last_line)
+        # Recorded on the user's behalf: made safe (NUL, lone surrogates) and marked, not refused.
+        message = safe_text(failure_message(self.script_label, returncode,
+                                            safe_text(last_line, "value") if last_line else None))
+        if exception_type is not None:
+            exception_type = safe_text(exception_type, "name")
 
         def command(agg: RunAggregate, actor: Actor) -> str:
             if agg.status.is_terminal:
@@ -379,7 +384,7 @@ class Supervisor:
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                 close_fds=True)
         except OSError as error:
-            message = f"Could not start script {self.script_label!r}: {error}"
+            message = safe_text(f"Could not start script {self.script_label!r}: {error}")
             error_type = type(error).__name__
             _say(message)
 

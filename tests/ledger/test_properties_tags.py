@@ -228,7 +228,7 @@ def test_history_is_in_order_and_complete(exp: Experiment) -> None:
     assert history[0].payload["experiment_name"] == "contract"
     as_dict = history[3].as_dict()
     assert as_dict["kind"] == "TagsSet" and as_dict["time"].endswith("Z")
-    assert set(as_dict["actor"]) == {"user", "host", "pid"}
+    assert set(as_dict["actor"]) == {"user", "host", "pid", "server_role"}
 
 
 def test_history_of_a_loaded_run(ws: Workspace, exp: Experiment) -> None:
