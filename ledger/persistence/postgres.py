@@ -144,7 +144,12 @@ class LedgerPostgresApplicationRecorder(PostgresApplicationRecorder):
             SQL("CREATE OR REPLACE FUNCTION {schema}.{function}() RETURNS trigger "
                 "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$ "
                 "BEGIN INSERT INTO {schema}.{writers} (notification_id) "
-                "SELECT notification_id FROM rl_new_events; RETURN NULL; END $fn$").format(
+                "SELECT notification_id FROM rl_new_events "
+                # A row inserted again at a position (only by editing the table directly: a
+                # deleted event re-inserted) records who wrote the row that is there now.
+                "ON CONFLICT (notification_id) DO UPDATE SET server_role = EXCLUDED.server_role, "
+                "backend_pid = EXCLUDED.backend_pid, client_addr = EXCLUDED.client_addr, "
+                "recorded_at = EXCLUDED.recorded_at; RETURN NULL; END $fn$").format(
                     schema=schema, function=function, writers=writers),
             SQL("CREATE OR REPLACE TRIGGER {trigger} AFTER INSERT ON {schema}.{table} "
                 "REFERENCING NEW TABLE AS rl_new_events FOR EACH STATEMENT "
