@@ -99,7 +99,7 @@ def test_failing_with_an_exception_holding_nul_records_it_safely(
         ws: Workspace, exp: Experiment) -> None:
     run = exp.start_logging()
     run.fail(ValueError(NUL + SURROGATE))
-    error = run.get_details()["error"]
+    error = run.get_details()["error"]["error"]  # the seed shape
     assert error["code"] == "UserError"
     assert error["exceptionType"] == "ValueError"
     assert "\x00" not in error["message"] and SANITISED_MARK in error["message"]
@@ -111,7 +111,7 @@ def test_a_run_failing_in_a_with_block_with_a_huge_nul_message_is_failed(
         exp: Experiment) -> None:
     with pytest.raises(RuntimeError), exp.start_logging() as run:
         raise RuntimeError("\x00" * 1_000_000)
-    error = run.get_details()["error"]
+    error = run.get_details()["error"]["error"]
     assert run.get_status() == "Failed"
     assert len(error["message"]) <= LIMITS["message"]
     assert error["message"].endswith(TRUNCATED_MARK)
@@ -187,7 +187,7 @@ def test_a_script_whose_last_stderr_line_holds_nul_fails_with_a_safe_message(
     run = exp.submit(ScriptRunConfig(source_directory=str(tmp_path), script=script.name))
     details = run.wait_for_completion(raise_on_error=False)
     assert details["status"] == "Failed"
-    message = details["error"]["message"]
+    message = details["error"]["error"]["message"]
     assert "exit code 3" in message and "fatal: bad" in message
     assert "\x00" not in message and SANITISED_MARK in message
     _healthy(ws, exp)
