@@ -35,6 +35,7 @@ TAGS_SET = RUN.TagsSet.TOPIC
 TAGS_REMOVED = RUN.TagsRemoved.TOPIC
 DISPLAY_NAME_CHANGED = RUN.DisplayNameChanged.TOPIC
 DESCRIPTION_CHANGED = RUN.DescriptionChanged.TOPIC
+IMPORTED = RUN.Imported.TOPIC
 EXPERIMENT_CREATED = ExperimentAggregate.Created.TOPIC
 
 # The columns of rl_runs, in the order rows are held in memory while a page is folded.
@@ -47,7 +48,8 @@ RUN_COLUMNS = (
  DESCRIPTION, NUMBER, CREATED_AT, STARTED_AT, ENDED_AT, CREATED_BY, ERROR_CODE,
  ERROR_MESSAGE) = range(len(RUN_COLUMNS))
 # The columns an event after Created may change.
-MUTABLE = (STATUS, DISPLAY_NAME, DESCRIPTION, STARTED_AT, ENDED_AT, ERROR_CODE, ERROR_MESSAGE)
+MUTABLE = (STATUS, DISPLAY_NAME, DESCRIPTION, STARTED_AT, ENDED_AT, ERROR_CODE, ERROR_MESSAGE,
+           CREATED_AT, CREATED_BY)  # the last two: an import's business time and author
 
 # How many parameters go into one IN (...) list.
 CHUNK = 500
@@ -135,6 +137,15 @@ def _apply_run_event(row: list[Any], topic: str, event: Any,
         row[DISPLAY_NAME] = event.display_name
     elif topic == DESCRIPTION_CHANGED:
         row[DESCRIPTION] = event.description
+    elif topic == IMPORTED:  # the source's business facts replace the recorded ones
+        if event.created_at is not None:
+            row[CREATED_AT] = to_micros(event.created_at)
+        if event.started_at is not None:
+            row[STARTED_AT] = to_micros(event.started_at)
+        if event.ended_at is not None:
+            row[ENDED_AT] = to_micros(event.ended_at)
+        if event.submitted_by:
+            row[CREATED_BY] = event.submitted_by
     else:
         return False
     return True
@@ -160,7 +171,7 @@ class RunProjection(Projection):
     topics = frozenset({
         CREATED, STATUS_CHANGED, COMPLETED, FAILED, CANCEL_REQUESTED, CANCELED,
         PROPERTIES_ADDED, TAGS_SET, TAGS_REMOVED, DISPLAY_NAME_CHANGED, DESCRIPTION_CHANGED,
-        EXPERIMENT_CREATED,
+        IMPORTED, EXPERIMENT_CREATED,
     })
     tables = {
         "rl_runs": (

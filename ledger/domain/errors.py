@@ -94,3 +94,8 @@ class RunFailedError(LedgerError):
         self.run_id = run_id
         self.error = error
         super().__init__(f"Run {run_id!r} failed:\n{json.dumps({'error': error}, indent=4)}")
+
+
+class ImportSourceError(LedgerError):
+    """The source of an import (an MLflow tracking store...) cannot be read: its client is not
+    installed, the store is not reachable, or an experiment named for import does not exist."""
