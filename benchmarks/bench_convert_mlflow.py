@@ -98,8 +98,10 @@ def read_child(uri: str) -> None:
 
 def run_child(uri: str, ledger: str | None) -> dict[str, float]:
     command = ["--child", uri, ledger] if ledger else ["--read-child", uri]
-    out = subprocess.run([sys.executable, __file__, *command], check=True,
-                         capture_output=True, text=True).stdout
+    done = subprocess.run([sys.executable, __file__, *command], capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"{' '.join(command)} failed:\n{done.stderr}")
+    out = done.stdout
     result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
     return result
 
