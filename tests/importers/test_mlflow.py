@@ -262,3 +262,20 @@ def test_the_command_line_imports_and_reports(shared_store_url: str, mlflow_stor
     missing = runner.invoke(cli, [*args, "--experiment", "nope"])
     assert missing.exit_code == 1
     assert "no experiment 'nope'" in missing.stderr
+
+
+def test_runs_and_histories_are_read_page_by_page(store_url: str, mlflow_store: Any,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import ledger.importers.mlflow as importer
+
+    uri, ids = mlflow_store
+    monkeypatch.setattr(importer, "RUNS_PAGE", 2)  # 4 runs in alpha: two pages
+    monkeypatch.setattr(importer, "HISTORY_PAGE", 2)  # sweep's loss: two pages or more
+    ws = Workspace(store=store_url)
+    summary = convert(ws, uri)
+    client = mlflow_client(uri)
+    assert summary.runs == 6
+    loss = [m.value for m in sorted(client.get_metric_history(ids["sweep"], "loss"),
+                                    key=lambda m: (m.timestamp, m.step))]
+    assert len(loss) >= 3
+    assert Run.get(ws, ours(ids["sweep"])).get_metrics()["loss"] == loss
