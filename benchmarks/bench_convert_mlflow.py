@@ -84,9 +84,18 @@ def convert_child(uri: str, ledger: str) -> None:
     summary = convert_mlflow(workspace, uri)
     seconds = time.perf_counter() - start
     workspace.ledger.close()
-    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"seconds": seconds, "added": summary.metric_values,
-                      "read": summary.read_values, "rss_mb": rss_kb / 1024}))
+                      "read": summary.read_values, "rss_mb": peak_rss_kb() / 1024}))
+
+
+def peak_rss_kb() -> int:
+    """This process's peak resident memory: VmHWM (ru_maxrss may keep the peak of the parent
+    that forked it, across exec)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def read_child(uri: str) -> None:
