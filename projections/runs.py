@@ -39,6 +39,7 @@ DESCRIPTION_CHANGED = RUN.DescriptionChanged.TOPIC
 PROPERTY_CORRECTED = RUN.PropertyCorrected.TOPIC
 ARCHIVED = RUN.Archived.TOPIC
 RESTORED = RUN.Restored.TOPIC
+IMPORTED = RUN.Imported.TOPIC
 EXPERIMENT_CREATED = ExperimentAggregate.Created.TOPIC
 
 # The columns of rl_runs, in the order rows are held in memory while a page is folded.
@@ -52,7 +53,7 @@ RUN_COLUMNS = (
  ERROR_MESSAGE, ARCHIVED_FLAG) = range(len(RUN_COLUMNS))
 # The columns an event after Created may change.
 MUTABLE = (STATUS, DISPLAY_NAME, DESCRIPTION, STARTED_AT, ENDED_AT, ERROR_CODE, ERROR_MESSAGE,
-           ARCHIVED_FLAG)
+           ARCHIVED_FLAG, CREATED_AT, CREATED_BY)  # the last two: by an import
 
 # How many parameters go into one IN (...) list.
 CHUNK = 500
@@ -147,6 +148,15 @@ def _apply_run_event(row: list[Any], topic: str, event: Any,
         row[ARCHIVED_FLAG] = 1
     elif topic == RESTORED:
         row[ARCHIVED_FLAG] = 0
+    elif topic == IMPORTED:  # the source's business facts replace the recorded ones
+        if event.created_at is not None:
+            row[CREATED_AT] = to_micros(event.created_at)
+        if event.started_at is not None:
+            row[STARTED_AT] = to_micros(event.started_at)
+        if event.ended_at is not None:
+            row[ENDED_AT] = to_micros(event.ended_at)
+        if event.submitted_by:
+            row[CREATED_BY] = event.submitted_by
     else:
         return False
     return True
@@ -173,7 +183,7 @@ class RunProjection(Projection):
     topics = frozenset({
         CREATED, STATUS_CHANGED, COMPLETED, FAILED, CANCEL_REQUESTED, CANCELED,
         PROPERTIES_ADDED, TAGS_SET, TAGS_REMOVED, DISPLAY_NAME_CHANGED, DESCRIPTION_CHANGED,
-        PROPERTY_CORRECTED, ARCHIVED, RESTORED, EXPERIMENT_CREATED,
+        PROPERTY_CORRECTED, ARCHIVED, RESTORED, IMPORTED, EXPERIMENT_CREATED,
     })
     tables = {
         "rl_runs": (

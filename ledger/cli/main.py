@@ -36,6 +36,8 @@ DISTRIBUTION = "runledger-ml"
 # command's own help (tests/cli/test_lazy_commands.py checks it, and that the module is not
 # imported by `runledger --help`), and docs/cli.md is regenerated with `cog -r docs/cli.md`.
 ROOT_COMMANDS: dict[str, LazyEntry] = {
+    "convert": ("ledger.cli.convert:convert_group",
+                "Bring the runs of another tracking system (MLflow) into this ledger."),
     "export": ("ledger.cli.maintenance:export_command",
                "Write the whole event log to FILE (msgpack, streamed), for backup or another "
                "store."),

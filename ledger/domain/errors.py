@@ -171,3 +171,8 @@ class DigestError(AuditError, ValueError):
 
 class SignatureError(AuditError):
     """A digest's Ed25519 signature is missing or does not verify with the trusted public key."""
+
+
+class ImportSourceError(LedgerError):
+    """The source of an import (an MLflow tracking store...) cannot be read: its client is not
+    installed, the store is not reachable, or an experiment named for import does not exist."""

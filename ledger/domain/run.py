@@ -89,6 +89,7 @@ class RunAggregate(Aggregate):
             run.created_by = dict(self.actor)
             run.files = {}
             run.archived = False
+            run.imported = None
 
     class StatusChanged(Event):
         """The run moved to a non-terminal status (Running, Queued, Finalizing...)."""
@@ -241,6 +242,44 @@ class RunAggregate(Aggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.archived = False
 
+    class Imported(Event):
+        """Facts about the run were imported from another tracking system (MLflow...).
+
+        The event's own ``timestamp`` is when the import was recorded, its ``actor`` who ran it;
+        ``started_at``, ``ended_at`` and ``submitted_by`` are the source's business facts, which
+        replace the recorded times and author in the run's details (``created_at`` becomes the
+        source's creation time). One is appended at the end of every import that changed the
+        run, after the events it brought, so the audit trail tells imported facts from live ones.
+        """
+
+        TOPIC = "runledger:Run.Imported"
+        source: str  # the kind of source: "mlflow"
+        source_uri: str  # where it was read (password masked)
+        source_run_id: str  # the run's id in the source
+        created_at: datetime | None
+        started_at: datetime | None
+        ended_at: datetime | None
+        submitted_by: str | None
+        metric_values: int  # how many metric values this import appended
+        artifacts: list[str]  # the run's artifact paths in the source, as seen by this import
+
+        def apply(self, aggregate: Any) -> None:
+            run: RunAggregate = aggregate
+            if self.created_at is not None:
+                run.created_at = self.created_at
+            if self.started_at is not None:
+                run.started_at = self.started_at
+            if self.ended_at is not None:
+                run.ended_at = self.ended_at
+            if self.submitted_by:
+                run.created_by = {"user": self.submitted_by, "host": "", "pid": 0}
+            run.imported = {
+                "source": self.source, "source_uri": self.source_uri,
+                "source_run_id": self.source_run_id, "created_at": self.created_at,
+                "started_at": self.started_at, "ended_at": self.ended_at,
+                "submitted_by": self.submitted_by, "artifacts": list(self.artifacts),
+            }
+
     if TYPE_CHECKING:  # Declared for type checkers only: a class annotation would make
         # eventsourcing turn the aggregate into a dataclass. Created.apply sets them.
         run_id: str
@@ -263,6 +302,7 @@ class RunAggregate(Aggregate):
         created_by: dict[str, Any]
         files: dict[str, dict[str, Any]]
         archived: bool
+        imported: dict[str, Any] | None
 
     # ------------------------------------------------------------------ creation
     @classmethod
@@ -556,6 +596,39 @@ class RunAggregate(Aggregate):
         for name, size, sha256, media in files:
             self.trigger_event(self.FileUploaded, name=name, size=size, sha256=sha256,
                                media_type=media, actor=actor.as_dict())
+    # ------------------------------------------------------------------ importing
+    def record_import(self, *, source: str, source_uri: str, source_run_id: str,
+                      created_at: datetime | None, started_at: datetime | None,
+                      ended_at: datetime | None, submitted_by: str | None,
+                      metric_values: int, artifacts: list[str], actor: Actor) -> bool:
+        """Record that the run's facts were imported (see ``Imported``).
+
+        Nothing is recorded when this import changed nothing: no other event is pending on the
+        run, no metric value was appended, and the source's times, author and artifacts are
+        those of the last import. So importing the same source again adds no event.
+
+        Returns:
+            Whether an ``Imported`` event was triggered.
+
+        Raises:
+            ValidationError: ``metric_values`` is negative or ``source_run_id`` is not a name.
+        """
+        check_name(source_run_id, "source_run_id", self.run_id)
+        if metric_values < 0:
+            raise ValidationError(
+                f"record_import of run {self.run_id!r}: metric_values must be >= 0")
+        facts = {
+            "source": source, "source_uri": source_uri, "source_run_id": source_run_id,
+            "created_at": created_at, "started_at": started_at, "ended_at": ended_at,
+            "submitted_by": submitted_by, "artifacts": list(artifacts),
+        }
+        last = getattr(self, "imported", None)
+        if not self.pending_events and not metric_values and last is not None and all(
+                last.get(k) == v for k, v in facts.items() if k != "source_uri"):
+            return False
+        self.trigger_event(self.Imported, metric_values=metric_values, actor=actor.as_dict(),
+                           **facts)
+        return True
 
 
 RUN_EVENT_CLASSES: tuple[type[RunAggregate.Event], ...] = (
@@ -574,6 +647,7 @@ RUN_EVENT_CLASSES: tuple[type[RunAggregate.Event], ...] = (
     RunAggregate.PropertyCorrected,
     RunAggregate.Archived,
     RunAggregate.Restored,
+    RunAggregate.Imported,
 )
 
 register_topic(RunAggregate.TOPIC, RunAggregate)

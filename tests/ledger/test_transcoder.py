@@ -97,6 +97,16 @@ def every_domain_event() -> list[Any]:
     canceled.cancel(ACTOR)
     events += canceled.collect_events()
 
+    imported = _new_run("imported")
+    imported.start(ACTOR)
+    imported.record_import(
+        source="mlflow", source_uri="sqlite:///mlflow.db", source_run_id="4fa0725ad0a0",
+        created_at=datetime(2023, 11, 14, 22, 13, 20, 123000, tzinfo=timezone.utc),
+        started_at=datetime(2023, 11, 14, 22, 13, 20, 123000, tzinfo=timezone.utc),
+        ended_at=None, submitted_by="ünïcode user", metric_values=3,
+        artifacts=["model/MLmodel", "plots/loss ✓.png"], actor=ACTOR)
+    events += imported.collect_events()
+
     experiment = ExperimentAggregate.create("exp", ACTOR)
     events += experiment.collect_events()
 
@@ -144,7 +154,7 @@ def test_the_fixture_covers_every_event_class() -> None:
                 if isinstance(v, type) and issubclass(v, RunAggregate.Event)
                 and v is not RunAggregate.Event}
     assert declared == set(RUN_EVENT_CLASSES)
-    assert len(RUN_EVENT_CLASSES) == 15
+    assert len(RUN_EVENT_CLASSES) == 16
     covered = {type(e) for e in EVENTS}
     assert set(RUN_EVENT_CLASSES) <= covered
     assert ExperimentAggregate.Created in covered

@@ -1,0 +1,281 @@
+"""``runledger convert mlflow``: an MLflow store, written by MLflow itself, imported losslessly.
+
+Each test runs on an MLflow SQLite store and an ``mlruns`` folder (``mlflow_store``), and on
+each of the ledger's backends (``store_url``: memory, SQLite, PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from ledger import Experiment, Run, Workspace
+from ledger.domain.errors import ImportSourceError
+from tests.importers.conftest import mlflow_client
+from tests.importers.mlflow_stores import T0
+
+STATUS_MAP = {"RUNNING": "Running", "SCHEDULED": "Queued", "FINISHED": "Completed",
+              "FAILED": "Failed", "KILLED": "Canceled"}
+
+
+def convert(ws: Workspace, uri: str, *experiments: str) -> Any:
+    from ledger.importers.mlflow import convert_mlflow
+
+    return convert_mlflow(ws, uri, experiments)
+
+
+def ours(mlflow_run_id: str) -> str:
+    from ledger.importers.mlflow import ledger_run_id
+
+    return ledger_run_id(mlflow_run_id)
+
+
+def iso(ms: int) -> str:
+    moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def all_mlflow_runs(client: Any) -> list[Any]:
+    experiments = client.search_experiments()
+    return list(client.search_runs([e.experiment_id for e in experiments], max_results=1000))
+
+
+# The same questions, in MLflow's filter language and as get_runs() arguments.
+QUESTIONS = [
+    ("alpha", "params.optimizer = 'adam'", {"optimizer": "adam"}, None),
+    ("alpha", "tags.team = 'vision'", None, {"team": "vision"}),
+    ("alpha", "params.optimizer = 'adam' and tags.team = 'vision'", {"optimizer": "adam"},
+     {"team": "vision"}),
+    ("alpha", "params.lr = '0.1' and tags.stage = 'prod'", {"lr": "0.1"}, {"stage": "prod"}),
+    ("beta", "tags.stage = 'dev'", None, {"stage": "dev"}),
+    ("alpha", "params.lr = '42'", {"lr": "42"}, None),
+]
+
+
+@pytest.mark.parametrize(("experiment", "mlflow_filter", "properties", "tags"), QUESTIONS)
+def test_the_same_question_finds_the_same_runs(store_url: str, mlflow_store: Any,
+                                               experiment: str, mlflow_filter: str,
+                                               properties: Any, tags: Any) -> None:
+    uri, _ids = mlflow_store
+    client = mlflow_client(uri)
+    exp_id = client.get_experiment_by_name(experiment).experiment_id
+    before = {ours(r.info.run_id) for r in client.search_runs([exp_id], mlflow_filter)}
+    ws = Workspace(store=store_url)
+    convert(ws, uri)
+    after = {r.id for r in Experiment(ws, experiment).get_runs(
+        properties=properties, tags=tags, include_children=True)}
+    assert after == before
+    if mlflow_filter != "params.lr = '42'":
+        assert before, "the question must find something to compare"
+
+
+def test_metric_histories_equal_value_by_value(store_url: str, mlflow_store: Any) -> None:
+    uri, _ids = mlflow_store
+    client = mlflow_client(uri)
+    ws = Workspace(store=store_url)
+    convert(ws, uri)
+    app = ws.ledger.application
+    compared = 0
+    for run in all_mlflow_runs(client):
+        ledger: dict[str, list[tuple[Any, int, int]]] = {}
+        for event in app.metric_events(ours(run.info.run_id)):
+            for name, kind, _d, values, steps, times in event.series:
+                assert kind == "scalar"
+                ledger.setdefault(name, []).extend(
+                    (v, s, round(t * 1000)) for v, s, t in zip(values, steps, times, strict=True))
+        assert set(ledger) == set(run.data.metrics)
+        for key in run.data.metrics:
+            theirs = sorted(((m.value, m.step, m.timestamp) for m in
+                             client.get_metric_history(run.info.run_id, key)),
+                            key=lambda p: (p[2], p[1], repr(p[0])))
+            mine = sorted(ledger[key], key=lambda p: (p[2], p[1], repr(p[0])))
+            assert len(mine) == len(theirs)
+            for (v1, s1, t1), (v2, s2, t2) in zip(mine, theirs, strict=True):
+                assert (s1, t1) == (s2, t2)
+                assert v1 == v2 or (math.isnan(v1) and math.isnan(v2))
+                compared += 1
+    assert compared >= 9
+
+
+def test_runs_keep_parents_statuses_times_names_and_users(store_url: str,
+                                                          mlflow_store: Any) -> None:
+    uri, ids = mlflow_store
+    client = mlflow_client(uri)
+    ws = Workspace(store=store_url)
+    convert(ws, uri)
+    for run in all_mlflow_runs(client):
+        info = run.info
+        details = Run.get(ws, ours(info.run_id)).get_details()
+        assert details["status"] == STATUS_MAP[info.status]
+        assert details["displayName"] == run.data.tags["mlflow.runName"]
+        assert details["submittedBy"] == "alice"
+        assert details["createdTimeUtc"] == iso(info.start_time)
+        if info.status == "SCHEDULED":
+            assert "startTimeUtc" not in details
+        else:
+            assert details["startTimeUtc"] == iso(info.start_time)
+        if info.status in ("FINISHED", "FAILED", "KILLED"):
+            assert details["endTimeUtc"] == iso(info.end_time)
+        else:
+            assert "endTimeUtc" not in details
+        assert details["properties"]["mlflow.source.git.commit"] == "abc123"
+        assert details["properties"]["runledger.import.mlflow_run_id"] == info.run_id
+        assert not any(k in details["tags"] for k in
+                       ("mlflow.runName", "mlflow.user", "mlflow.parentRunId",
+                        "mlflow.source.name"))
+        assert {k: v for k, v in details["properties"].items()
+                if not k.startswith(("mlflow.", "runledger."))} == run.data.params
+    sweep = Run.get(ws, ours(ids["sweep"]))
+    children = {r.id for r in sweep.get_children()}
+    assert children == {ours(ids["child-1"]), ours(ids["child-2"])}
+    assert Run.get(ws, ours(ids["child-1"])).parent == sweep
+    # The query index answers with the business times too (run list).
+    rows = {r.id: r for r in Experiment(ws, "beta").get_runs()}
+    assert set(rows) == {ours(ids["killed"]), ours(ids["queued"])}
+    assert [r.id for r in Experiment(ws, "alpha").get_runs()] == [
+        ours(ids["live"]), ours(ids["sweep"])]
+
+
+def test_the_audit_trail_tells_imported_facts_from_live_ones(store_url: str,
+                                                              mlflow_store: Any) -> None:
+    uri, ids = mlflow_store
+    ws = Workspace(store=store_url)
+    convert(ws, uri)
+    run = Run.get(ws, ours(ids["sweep"]))
+    run.tag("reviewed", "yes")  # a live change, after the import
+    history = run.get_history()
+    kinds = [e.kind for e in history]
+    assert kinds[:6] == ["Created", "PropertiesAdded", "TagsSet", "StatusChanged", "Completed",
+                         "Imported"]
+    imported = history[5]
+    assert imported.payload["source"] == "mlflow"
+    assert imported.payload["source_run_id"] == ids["sweep"]
+    assert imported.payload["source_uri"] == uri
+    # What MLflow holds: its SQL store drops an exact repeat of a value, its file store keeps it.
+    client = mlflow_client(uri)
+    assert imported.payload["metric_values"] == sum(
+        len(client.get_metric_history(ids["sweep"], key)) for key in ("loss", "acc"))
+    assert imported.payload["started_at"].startswith("2023-11-14 22:13:20")
+    assert imported.time > datetime(2024, 1, 1, tzinfo=timezone.utc)  # recorded: now
+    assert history[-1].kind == "TagsSet" and history[-1].payload == {"tags": {"reviewed": "yes"}}
+
+
+def test_importing_twice_adds_nothing(store_url: str, mlflow_store: Any) -> None:
+    uri, _ids = mlflow_store
+    ws = Workspace(store=store_url)
+    first = convert(ws, uri)
+    client = mlflow_client(uri)
+    values = sum(len(client.get_metric_history(r.info.run_id, key))
+                 for r in all_mlflow_runs(client) for key in r.data.metrics)
+    assert (first.runs, first.created, first.metric_values) == (6, 6, values)
+    length = ws.ledger.application.max_position()
+    second = convert(ws, uri)
+    assert (second.runs, second.created, second.updated, second.metric_values) == (6, 0, 0, 0)
+    assert ws.ledger.application.max_position() == length
+
+
+def test_a_second_import_adds_exactly_the_difference(store_url: str, mlflow_store: Any) -> None:
+    uri, ids = mlflow_store
+    ws = Workspace(store=store_url)
+    convert(ws, uri)
+    app = ws.ledger.application
+    length = app.max_position()
+    client = mlflow_client(uri)
+    live = ids["live"]
+    client.set_tag(live, "stage", "staging")  # changed
+    client.set_tag(live, "reviewer", "bob")  # new
+    client.log_metric(live, "loss", 2.5, timestamp=T0 + 2100, step=1)
+    client.log_metric(live, "loss", 2.0, timestamp=T0 + 2200, step=2)
+    client.set_terminated(live, status="FINISHED", end_time=T0 + 2500)
+    alpha = client.get_experiment_by_name("alpha").experiment_id
+    new = client.create_run(alpha, start_time=T0 + 5000, run_name="late",
+                            tags={"team": "nlp"}).info.run_id
+    client.log_param(new, "lr", "0.2")
+    client.log_metric(new, "loss", 1.5, timestamp=T0 + 5001, step=0)
+    client.set_terminated(new, status="FINISHED", end_time=T0 + 5100)
+
+    summary = convert(ws, uri)
+    assert (summary.created, summary.updated, summary.metric_values) == (1, 1, 3)
+    added = [app.decode(n) for n in app.read_log(length, 1000)]
+    kinds = sorted(type(e).__name__ for e in added)
+    # The old run: its changed tags, its end, the import marker and its two new values; the
+    # new run: created, started, ended, marked, one metric batch. Nothing else.
+    assert kinds == sorted(["TagsSet", "Completed", "Imported", "MetricsLogged",
+                            "Created", "PropertiesAdded", "TagsSet", "StatusChanged",
+                            "Completed", "Imported", "MetricsLogged"])
+    old_tags = next(e for e in added if type(e).__name__ == "TagsSet"
+                    and e.originator_id == Run.get(ws, ours(live))._aggregate().id)
+    assert old_tags.tags == {"stage": "staging", "reviewer": "bob"}
+    details = Run.get(ws, ours(live)).get_details()
+    assert details["status"] == "Completed"
+    assert details["endTimeUtc"] == iso(T0 + 2500)
+    assert Run.get(ws, ours(live)).get_metrics()["loss"] == [3.0, 2.5, 2.0]
+    assert Run.get(ws, ours(new)).get_details()["properties"]["lr"] == "0.2"
+    # And a third import finds nothing new.
+    length = app.max_position()
+    convert(ws, uri)
+    assert app.max_position() == length
+
+
+def test_only_the_named_experiments_are_imported(store_url: str, mlflow_store: Any) -> None:
+    uri, ids = mlflow_store
+    ws = Workspace(store=store_url)
+    summary = convert(ws, uri, "beta")
+    assert (summary.experiments, summary.runs) == (1, 2)
+    assert {r.id for r in Experiment(ws, "beta").get_runs()} == {ours(ids["killed"]),
+                                                                ours(ids["queued"])}
+    assert "alpha" not in ws.experiments
+    with pytest.raises(ImportSourceError, match="no experiment 'gamma'"):
+        convert(ws, uri, "gamma")
+
+
+def test_a_missing_mlflow_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
+                                           tmp_path: Any) -> None:
+    (tmp_path / "mlruns").mkdir()
+    monkeypatch.setitem(sys.modules, "mlflow", None)
+    monkeypatch.setitem(sys.modules, "mlflow.tracking", None)
+    ws = Workspace(store="memory://")
+    with pytest.raises(ImportSourceError, match=r"pip install 'runledger-ml\[mlflow\]'"):
+        convert(ws, str(tmp_path / "mlruns"))
+    assert ws.ledger.application.max_position() == 0
+
+
+def test_the_command_line_imports_and_reports(shared_store_url: str, mlflow_store: Any) -> None:
+    import json
+
+    from ledger.cli.main import cli
+    from tests.cli.conftest import make_runner
+
+    uri, _ids = mlflow_store
+    runner = make_runner()
+    args = ["convert", "mlflow", "--tracking-uri", uri, "--store", shared_store_url]
+    first = runner.invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["created"] == 6
+    again = runner.invoke(cli, args)
+    assert json.loads(again.stdout)["created"] == 0
+    assert json.loads(again.stdout)["metricValuesAdded"] == 0
+    missing = runner.invoke(cli, [*args, "--experiment", "nope"])
+    assert missing.exit_code == 1
+    assert "no experiment 'nope'" in missing.stderr
+
+
+def test_runs_and_histories_are_read_page_by_page(store_url: str, mlflow_store: Any,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import ledger.importers.mlflow as importer
+
+    uri, ids = mlflow_store
+    monkeypatch.setattr(importer, "RUNS_PAGE", 2)  # 4 runs in alpha: two pages
+    monkeypatch.setattr(importer, "HISTORY_PAGE", 2)  # sweep's loss: two pages or more
+    ws = Workspace(store=store_url)
+    summary = convert(ws, uri)
+    client = mlflow_client(uri)
+    assert summary.runs == 6
+    loss = [m.value for m in sorted(client.get_metric_history(ids["sweep"], "loss"),
+                                    key=lambda m: (m.timestamp, m.step))]
+    assert len(loss) >= 3
+    assert Run.get(ws, ours(ids["sweep"])).get_metrics()["loss"] == loss
