@@ -5,5 +5,7 @@ from __future__ import annotations
 from projections.metrics import MetricProjection
 from projections.projection import Projection
 from projections.runs import RunProjection
+from projections.studio import MetricLastProjection, SavedViewProjection
 
-PROJECTIONS: list[type[Projection]] = [RunProjection, MetricProjection]
+PROJECTIONS: list[type[Projection]] = [RunProjection, MetricProjection, SavedViewProjection,
+                                       MetricLastProjection]

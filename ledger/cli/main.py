@@ -24,6 +24,7 @@ from ledger.cli.options import common_options
 from ledger.cli.run_actions import cancel_run, failure_message, update_run, wait_run
 from ledger.cli.runs import list_runs, run_history, run_metrics, show_run
 from ledger.cli.scripts import monitor_logs, submit_script
+from ledger.cli.studio import studio_command
 from ledger.domain.errors import LedgerError, RunFailedError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -81,6 +82,7 @@ experiment_group.add_command(list_experiments)
 projections_group.add_command(rebuild_projections)
 cli.add_command(export_command)
 cli.add_command(import_command)
+cli.add_command(studio_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

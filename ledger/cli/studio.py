@@ -1,0 +1,36 @@
+"""``runledger studio``: the local web viewer of the ledger."""
+
+from __future__ import annotations
+
+import click
+
+from ledger.cli.access import open_workspace
+from ledger.cli.options import workspace_options
+
+
+@click.command("studio")
+@workspace_options
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind. The default answers this machine only; another address "
+                   "makes the Studio reachable from the network.")
+@click.option("--read-only", is_flag=True, help="Write nothing at all (no saved views).")
+def studio_command(port: int, host: str, read_only: bool) -> None:
+    """Browse the ledger in a web browser: experiments, runs, charts, compare, audit timeline.
+
+    Prints the URL and serves until Ctrl-C; needs no network. Requires the studio extra
+    (pip install 'runledger-ml[studio]').
+    """
+    try:
+        from ledger.studio.server import serve
+    except ImportError as error:
+        raise click.ClickException(
+            f"The Studio needs the studio extra: pip install 'runledger-ml[studio]' ({error})"
+        ) from None
+    workspace = open_workspace()
+    try:
+        serve(workspace, host=host, port=port, read_only=read_only,
+              announce=lambda line: click.echo(line))
+    finally:
+        workspace.ledger.close()

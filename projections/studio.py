@@ -1,0 +1,123 @@
+"""Read models the Studio needs beside the run index: saved views, and each metric's last value
+as a number (so the runs table can filter and sort by it in SQL).
+
+- ``rl_saved_views``: one row per saved view (id, experiment, name, query string, creation and
+  update times, creator), from the ``SavedView`` events.
+- ``rl_metric_last``: ``(run_id, name, value)``: the last value of a metric when it is a finite
+  number (``NULL`` when the last value is a string, a row, a table, a boolean or NaN). The
+  summaries in ``rl_metrics`` keep it encoded, since it may be any value; min and max are numbers
+  there already.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from ledger.domain.metrics import MetricsLogged
+from ledger.domain.saved_view import SavedViewAggregate
+from projections.dialect import DbCursor
+from projections.projection import LoggedEvent, Projection, to_micros
+from projections.runs import actor_user
+
+VIEW_CREATED = SavedViewAggregate.Created.TOPIC
+VIEW_UPDATED = SavedViewAggregate.Updated.TOPIC
+
+_UPSERT_VIEW = (
+    "INSERT INTO {p}rl_saved_views (view_id, experiment, name, query, created_at, updated_at, "
+    "created_by) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (view_id) DO UPDATE SET "
+    "name = excluded.name, query = excluded.query, updated_at = excluded.updated_at"
+)
+_UPDATE_VIEW = "UPDATE {p}rl_saved_views SET name = ?, query = ?, updated_at = ? WHERE view_id = ?"
+_UPSERT_LAST = (
+    "INSERT INTO {p}rl_metric_last (run_id, name, value) VALUES (?, ?, ?) "
+    "ON CONFLICT (run_id, name) DO UPDATE SET value = excluded.value"
+)
+
+
+def numeric_value(value: Any) -> float | None:
+    """Return a logged value as a float when it is a finite number (not a boolean).
+
+    Args:
+        value: a logged value.
+
+    Returns:
+        The float, or ``None``.
+    """
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is int:
+        try:
+            return float(value)
+        except OverflowError:
+            return None
+    return None
+
+
+class SavedViewProjection(Projection):
+    """Projects ``SavedView`` events into ``rl_saved_views``."""
+
+    name = "runledger.saved_views.v1"
+    topics = frozenset({VIEW_CREATED, VIEW_UPDATED})
+    tables = {
+        "rl_saved_views": (
+            "CREATE TABLE IF NOT EXISTS {p}rl_saved_views ("
+            "view_id {text} PRIMARY KEY, experiment {text} NOT NULL, name {text} NOT NULL, "
+            "query {text} NOT NULL, created_at {bigint} NOT NULL, updated_at {bigint} NOT NULL, "
+            "created_by {text} NOT NULL)"
+        ),
+    }
+    indexes = {
+        "rl_saved_views_experiment": "CREATE INDEX IF NOT EXISTS rl_saved_views_experiment "
+                                     "ON {p}rl_saved_views (experiment, name)",
+    }
+
+    def apply(self, cursor: DbCursor, events: Sequence[LoggedEvent]) -> None:
+        """Apply view creations and updates, in log order.
+
+        Args:
+            cursor: a tuple-row cursor in the projector's transaction.
+            events: the page's ``SavedView`` events.
+        """
+        sql = self.dialect.sql
+        for _position, topic, event in events:
+            when = to_micros(event.timestamp)
+            view_id = str(event.originator_id)
+            if topic == VIEW_CREATED:
+                cursor.execute(sql(_UPSERT_VIEW), (
+                    view_id, event.experiment_name, event.name, event.query, when, when,
+                    actor_user(event.actor)))
+            else:
+                cursor.execute(sql(_UPDATE_VIEW), (event.name, event.query, when, view_id))
+
+
+class MetricLastProjection(Projection):
+    """Projects ``MetricsLogged`` batches into each metric's numeric last value."""
+
+    name = "runledger.metric_last.v1"
+    topics = frozenset({MetricsLogged.TOPIC})
+    tables = {
+        "rl_metric_last": (
+            "CREATE TABLE IF NOT EXISTS {p}rl_metric_last ("
+            "run_id {text} NOT NULL, name {text} NOT NULL, value {double}, "
+            "PRIMARY KEY (run_id, name)){without_rowid}"
+        ),
+    }
+
+    def apply(self, cursor: DbCursor, events: Sequence[LoggedEvent]) -> None:
+        """Record the last value of every series of the page's batches.
+
+        Args:
+            cursor: a tuple-row cursor in the projector's transaction.
+            events: the page's ``MetricsLogged`` events, in log order.
+        """
+        last: dict[tuple[str, str], float | None] = {}
+        for _position, _topic, event in events:
+            for name, _kind, _description, values, _steps, _times in event.series:
+                if values:
+                    last[event.run_id, name] = numeric_value(values[-1])
+        if last:
+            cursor.executemany(self.dialect.sql(_UPSERT_LAST),
+                               [(run_id, name, value) for (run_id, name), value in last.items()])
