@@ -40,6 +40,7 @@ from ledger.sdk.children import ChildrenMixin
 from ledger.sdk.details import details_from_aggregate, iso_utc
 from ledger.sdk.history import HistoryEntry, HistoryMixin
 from ledger.sdk.metrics import MetricBuffer
+from ledger.sdk.portal import PortalMixin
 from ledger.sdk.run_metrics import MetricsMixin
 from ledger.sdk.waiting import WaitingMixin
 
@@ -62,7 +63,7 @@ class _Unset:
 UNSET = _Unset()
 
 
-class Run(MetricsMixin, ChildrenMixin, HistoryMixin, WaitingMixin):
+class Run(MetricsMixin, ChildrenMixin, HistoryMixin, WaitingMixin, PortalMixin):
     """A run of an experiment: it logs metrics, carries properties and tags, has children.
 
     ``Run(experiment, run_id)`` loads an existing run; new runs come from

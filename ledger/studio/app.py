@@ -52,6 +52,7 @@ TABLE_KINDS = ("row", "table")
 MAX_CHILDREN_SHOWN = 100
 MAX_TIMELINE_BATCHES = 500
 MAX_COMPARE = 10
+MAX_FORM_BYTES = 16_000
 
 
 def run_url(run_id: str) -> str:
@@ -295,14 +296,16 @@ class Studio:
             return PlainTextResponse("This Studio is read-only (--read-only).\n", 403)
         if not same_origin(request.headers):
             return PlainTextResponse("Cross-origin request refused.\n", 403)
-        form = await request.form()
-        token = form.get("csrf")
-        if not self.csrf.check(token if isinstance(token, str) else None):
+        # Our form posts application/x-www-form-urlencoded; read it without a multipart parser.
+        body = await request.body()
+        if len(body) > MAX_FORM_BYTES:
+            return PlainTextResponse("Form too large.\n", 413)
+        form = dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
+        if not self.csrf.check(form.get("csrf")):
             return PlainTextResponse("Missing or wrong CSRF token.\n", 403)
 
         def text(key: str) -> str:
-            value = form.get(key, "")
-            return value if isinstance(value, str) else ""
+            return form.get(key, "")
 
         experiment, name, query = text("experiment"), text("name"), text("query")
         # Only the runs page's own state is recorded (no cursor, no view id).
