@@ -58,7 +58,7 @@ def test_every_answer_carries_the_security_headers(studio: RunningStudio,
 
 
 def test_a_foreign_host_is_refused(studio: RunningStudio) -> None:
-    for host in ("evil.example", "evil.example:%d" % studio.port, "127.0.0.1.evil.example",
+    for host in ("evil.example", f"evil.example:{studio.port}", "127.0.0.1.evil.example",
                  "localhost:1"):
         status, _headers, body = request(studio, "GET", "/", headers={"Host": host})
         assert status == 421, host
@@ -128,7 +128,6 @@ def test_cross_origin_and_tokenless_writes_are_refused(studio: RunningStudio) ->
                    {"Origin": origin, "Sec-Fetch-Site": "cross-site"})[0] == 403
     bad = urlencode({"csrf": "guess", "experiment": "demo", "name": "v", "query": "q=x"})
     assert request(studio, "POST", "/views", bad, {"Origin": origin})[0] == 403
-    assert "csrf" not in {k for k, _ in []}
     status, headers, _ = request(studio, "POST", "/views", form, {"Origin": origin})
     assert status == 303
     status, headers, _ = request(studio, "GET", headers["location"])
