@@ -32,5 +32,7 @@ def studio_command(port: int, host: str, read_only: bool) -> None:
     try:
         serve(workspace, host=host, port=port, read_only=read_only,
               announce=lambda line: click.echo(line))
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled: a normal stop
+        pass
     finally:
         workspace.ledger.close()
