@@ -196,6 +196,14 @@ def test_a_live_run_updates_its_page(page: Watched, studio_ledger: tuple[str, An
     assert page.page.locator("#run-status").inner_text() == "Running"
     page.page.locator(".pick-metric[value=loss]").check()
     wait_until(page, "document.querySelector('#chart').dataset.points === '40'")
+    table = Watched(page.context.browser, page.base)
+    table.goto(experiment_url("demo"))
+    row = f"#runs tr[data-run='{ids['running']}']"
+    assert table.page.locator(f"{row} .status").inner_text() == "Running"
+    ticking = table.page.locator(f"{row} td.duration")
+    first = ticking.inner_text()
+    wait_until(table, f"document.querySelector(\"{row} td.duration\").textContent !== "
+                      f"{first!r}")  # the duration of a running run ticks
     ws = Workspace(store=store)
     run = Run.get(ws, ids["running"])
     for step in range(20, 30):
@@ -205,6 +213,9 @@ def test_a_live_run_updates_its_page(page: Watched, studio_ledger: tuple[str, An
     wait_until(page, "document.querySelector(\"#metric-summary tr[data-metric='loss'] "
                      ".m-count\").textContent === '30'")
     wait_until(page, "document.querySelector('#chart').dataset.points === '50'")
+    wait_until(table, f"document.querySelector(\"{row} .status\").textContent === 'Completed'")
+    table.assert_clean()
+    table.close()
 
 
 def test_injection_is_shown_as_text(page: Watched, screenshots: Path,
