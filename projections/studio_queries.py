@@ -333,7 +333,9 @@ class StudioQueries:
         else:
             order = (f"({expression} IS NULL) ASC, {expression} {direction}, r.seq {direction}")
             order_params = expression_params + expression_params
-        text = (f"SELECT {_RUN_SELECT}, {expression} FROM {{p}}rl_runs r {' '.join(joins)} "
+        # The page's own seq and sort value come last, whatever _RUN_SELECT holds.
+        text = (f"SELECT {_RUN_SELECT}, r.seq, {expression} FROM {{p}}rl_runs r "
+                f"{' '.join(joins)} "
                 f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?")
         all_params = expression_params + join_params + params + order_params + [query.limit + 1]
         with store_errors("Querying runs"), self.index._read() as cursor:
@@ -341,7 +343,7 @@ class StudioQueries:
             raw = cursor.fetchall()
             more = len(raw) > query.limit
             raw = raw[:query.limit]
-            rows = self.index._with_pairs(cursor, [row[:-1] for row in raw])
+            rows = self.index._with_pairs(cursor, [row[:-2] for row in raw])
         next_cursor = None
         if more and raw:
             last = raw[-1]
