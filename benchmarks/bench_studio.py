@@ -110,7 +110,7 @@ def chart_ms() -> dict[str, Any] | None:
     except ImportError:
         return None
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "studio"))
-    from conftest import CHROMIUM_ARGS, CHROMIUM_PATHS, RunningStudio  # type: ignore[import-not-found]
+    from studio_helpers import CHROMIUM_ARGS, CHROMIUM_PATHS, RunningStudio
 
     from ledger import Experiment, Workspace
 

@@ -30,6 +30,7 @@ from projections.read_models import MetricSummaryRow, RunRow
 TERMINAL = frozenset({RunStatus.COMPLETED.value, RunStatus.FAILED.value,
                       RunStatus.CANCELED.value})
 MAX_PAGE = 500
+ACTIVITY_SAMPLE = 200
 FIELDS = ("last", "min", "max")
 OPERATORS = ("<=", ">=", "!=", "<", ">", "=")
 # Columns of the run row a page can be sorted by, and their SQL expressions. ``duration`` takes
@@ -207,6 +208,19 @@ def decode_cursor(text: str) -> list[Any]:
     return values
 
 
+@attrs.frozen
+class _Sort:
+    """A sort column's SQL: its value expression (and parameters), the join that finds runs
+    with a value and the join that keeps those without, and whether it may be empty."""
+
+    value: str
+    value_params: list[Any]
+    inner_join: str
+    outer_join: str
+    join_params: list[Any]
+    nullable: bool
+
+
 def _like(text: str) -> str:
     return "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
@@ -229,7 +243,10 @@ class StudioQueries:
         """Return every experiment with its runs counted by status, by name.
 
         Returns:
-            Summaries (``last_activity``: the latest creation, start or end among its runs).
+            Summaries. ``last_activity`` is the latest creation, start or end among the
+            experiment's :data:`ACTIVITY_SAMPLE` newest runs (runs are created in time order, so
+            only an old run ending late is missed; counting every run's times would read every
+            row).
 
         Raises:
             StoreError: the store failed.
@@ -238,13 +255,18 @@ class StudioQueries:
         counts: dict[str, dict[str, int]] = {}
         latest: dict[str, int] = {}
         with store_errors("Reading experiments"), self.index._read() as cursor:
-            cursor.execute(sql(
-                "SELECT experiment, status, COUNT(*), MAX(created_at), MAX(started_at), "
-                "MAX(ended_at) FROM {p}rl_runs GROUP BY experiment, status"))
-            for experiment, status, count, created, started, ended in cursor.fetchall():
+            cursor.execute(sql("SELECT experiment, status, COUNT(*) FROM {p}rl_runs "
+                               "GROUP BY experiment, status"))
+            for experiment, status, count in cursor.fetchall():
                 counts.setdefault(experiment, {})[status] = int(count)
-                moment = max(v for v in (created, started, ended) if v is not None)
-                latest[experiment] = max(latest.get(experiment, 0), moment)
+            for experiment in counts:
+                cursor.execute(sql(
+                    "SELECT MAX(created_at), MAX(started_at), MAX(ended_at) FROM (SELECT "
+                    "created_at, started_at, ended_at FROM {p}rl_runs WHERE experiment = ? "
+                    "ORDER BY seq DESC LIMIT ?) newest"), (experiment, ACTIVITY_SAMPLE))
+                moments = [v for v in cursor.fetchone() if v is not None]
+                if moments:
+                    latest[experiment] = max(moments)
         summaries = []
         for row in self.index.experiments():
             by_status = counts.get(row.name, {})
@@ -272,6 +294,11 @@ class StudioQueries:
     def runs_page(self, query: RunsQuery, now: float | None = None) -> RunsPage:
         """Return one page of an experiment's top-level runs.
 
+        A sort column that may be empty (a tag, a property, a metric, the duration of a run not
+        started) is read in two parts: the runs with a value, in value order (from the value's
+        index where there is one), then the runs without, newest first; the cursor says which
+        part the next page starts in.
+
         Args:
             query: the filters, the sort, the cursor after which the page starts, the page size.
             now: the time (seconds since the epoch) a running run's duration is measured to
@@ -287,12 +314,8 @@ class StudioQueries:
         if not 1 <= query.limit <= MAX_PAGE:
             raise ValidationError(f"A page holds 1 to {MAX_PAGE} runs, not {query.limit}")
         now_micros = int((time.time() if now is None else now) * 1e6)
-        joins: list[str] = []
-        join_params: list[Any] = []
         where = ["r.experiment = ?", "r.parent_run_id IS NULL"]
         params: list[Any] = [query.experiment]
-        expression, expression_params = self._sort_expression(query.sort, joins, join_params,
-                                                              now_micros)
         if query.statuses:
             where.append(f"r.status IN ({', '.join('?' * len(query.statuses))})")
             params += list(query.statuses)
@@ -314,67 +337,82 @@ class StudioQueries:
             where.append("(LOWER(r.name) LIKE ? ESCAPE '\\' OR LOWER(r.display_name) LIKE ? "
                          "ESCAPE '\\' OR LOWER(r.description) LIKE ? ESCAPE '\\')")
             params += [pattern] * 3
-        descending = query.sort.descending
-        after = "<" if descending else ">"
-        if query.after is not None:
-            is_null, value, seq = decode_cursor(query.after)
-            if is_null:
-                where.append(f"({expression} IS NULL AND r.seq {after} ?)")
-                params += [*expression_params, seq]
-            else:
-                where.append(f"(({expression} IS NOT NULL AND ({expression} {after} ? OR "
-                             f"({expression} = ? AND r.seq {after} ?))) OR {expression} IS NULL)")
-                params += (expression_params + expression_params + [value]
-                           + expression_params + [value, seq] + expression_params)
-        direction = "DESC" if descending else "ASC"
-        if expression == "r.seq":
-            order = f"r.seq {direction}"
-            order_params: list[Any] = []
-        else:
-            order = (f"({expression} IS NULL) ASC, {expression} {direction}, r.seq {direction}")
-            order_params = expression_params + expression_params
-        # The page's own seq and sort value come last, whatever _RUN_SELECT holds.
-        text = (f"SELECT {_RUN_SELECT}, r.seq, {expression} FROM {{p}}rl_runs r "
-                f"{' '.join(joins)} "
-                f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?")
-        all_params = expression_params + join_params + params + order_params + [query.limit + 1]
+        sort = self._sort(query.sort, query.experiment, now_micros)
+        after_op = "<" if query.sort.descending else ">"
+        direction = "DESC" if query.sort.descending else "ASC"
+        cursor_null, cursor_value, cursor_seq = (decode_cursor(query.after)
+                                                 if query.after is not None else (0, None, None))
+        found: list[tuple[Sequence[Any], int]] = []  # (row, 1 if it has no sort value)
+        limit = query.limit
         with store_errors("Querying runs"), self.index._read() as cursor:
-            cursor.execute(self._dialect.sql(text), all_params)
-            raw = cursor.fetchall()
-            more = len(raw) > query.limit
-            raw = raw[:query.limit]
-            rows = self.index._with_pairs(cursor, [row[:-2] for row in raw])
+            if not cursor_null:
+                part_where = list(where)
+                part_params = list(params)
+                if sort.nullable:
+                    part_where.append(f"{sort.value} IS NOT NULL")
+                    part_params += sort.value_params
+                if cursor_seq is not None:
+                    part_where.append(f"({sort.value}, r.seq) {after_op} (?, ?)")
+                    part_params += [*sort.value_params, cursor_value, cursor_seq]
+                order = f"{sort.value} {direction}, r.seq {direction}"
+                rows = self._select(cursor, sort, sort.inner_join, part_where, part_params,
+                                    order, sort.value_params, limit + 1)
+                found += [(row, 0) for row in rows]
+            if sort.nullable and len(found) <= limit:
+                part_where = [*where, f"{sort.value} IS NULL"]
+                part_params = [*params, *sort.value_params]
+                if cursor_null:
+                    part_where.append(f"r.seq {after_op} ?")
+                    part_params.append(cursor_seq)
+                rows = self._select(cursor, sort, sort.outer_join, part_where, part_params,
+                                    f"r.seq {direction}", [], limit + 1 - len(found))
+                found += [(row, 1) for row in rows]
+            more = len(found) > limit
+            found = found[:limit]
+            page_rows = self.index._with_pairs(cursor, [row[:-2] for row, _null in found])
         next_cursor = None
-        if more and raw:
-            last = raw[-1]
-            next_cursor = encode_cursor([1 if last[-1] is None else 0, last[-1], int(last[-2])])
-        return RunsPage(rows=rows, next_cursor=next_cursor)
+        if more and found:
+            last, is_null = found[-1]
+            next_cursor = encode_cursor([is_null, None if is_null else last[-1], int(last[-2])])
+        return RunsPage(rows=page_rows, next_cursor=next_cursor)
+
+    def _select(self, cursor: Any, sort: _Sort, join: str, where: list[str],
+                params: list[Any], order: str, order_params: list[Any],
+                limit: int) -> list[Sequence[Any]]:
+        # The page's own seq and sort value come last, whatever _RUN_SELECT holds.
+        text = (f"SELECT {_RUN_SELECT}, r.seq, {sort.value} FROM {{p}}rl_runs r {join} "
+                f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?")
+        cursor.execute(self._dialect.sql(text), [*sort.value_params, *sort.join_params,
+                                                 *params, *order_params, limit])
+        return list(cursor.fetchall())
+
+    def _sort(self, sort: SortKey, experiment: str, now_micros: int) -> _Sort:
+        """The SQL of a sort column: its value, its joins, whether it may be empty."""
+        column = sort.column
+        if column in BUILTIN_SORTS:
+            if column == "duration":
+                return _Sort(BUILTIN_SORTS[column], [now_micros], "", "", [], nullable=True)
+            return _Sort(BUILTIN_SORTS[column], [], "", "", [], nullable=False)
+        kind, _sep, key = column.partition(":")
+        if kind in ("tag", "prop"):
+            table = "rl_tags" if kind == "tag" else "rl_properties"
+            # The pair rows carry the experiment: the join can walk their value index.
+            on = f"{{p}}{table} s ON s.seq = r.seq AND s.experiment = ? AND s.key = ?"
+            return _Sort("s.value", [], f"JOIN {on}", f"LEFT JOIN {on}", [experiment, key],
+                         nullable=True)
+        name, _dot, field = key.rpartition(".")
+        if not name or field not in FIELDS:
+            name, field = key, "last"
+        table, value_column = self._metric_column(field)
+        on = f"{{p}}{table} s ON s.run_id = r.run_id AND s.name = ?"
+        return _Sort(f"s.{value_column}", [], f"JOIN {on}", f"LEFT JOIN {on}", [name],
+                     nullable=True)
 
     @staticmethod
     def _metric_column(field: str) -> tuple[str, str]:
         if field == "last":
             return "rl_metric_last", "value"
         return "rl_metrics", "minimum" if field == "min" else "maximum"
-
-    def _sort_expression(self, sort: SortKey, joins: list[str], join_params: list[Any],
-                         now_micros: int) -> tuple[str, list[Any]]:
-        """Return the sort value's SQL and its parameters; add the join it needs."""
-        column = sort.column
-        if column in BUILTIN_SORTS:
-            return BUILTIN_SORTS[column], [now_micros] if column == "duration" else []
-        kind, _sep, key = column.partition(":")
-        if kind in ("tag", "prop"):
-            table = "rl_tags" if kind == "tag" else "rl_properties"
-            joins.append(f"LEFT JOIN {{p}}{table} s ON s.seq = r.seq AND s.key = ?")
-            join_params.append(key)
-            return "s.value", []
-        name, _dot, field = key.rpartition(".")
-        if not name or field not in FIELDS:
-            name, field = key, "last"
-        table, value_column = self._metric_column(field)
-        joins.append(f"LEFT JOIN {{p}}{table} s ON s.run_id = r.run_id AND s.name = ?")
-        join_params.append(name)
-        return f"s.{value_column}", []
 
     def child_counts(self, run_ids: Sequence[str]) -> dict[str, int]:
         """Return how many children each of these runs has (runs without any are left out).
@@ -413,7 +451,7 @@ class StudioQueries:
                     maximum=row[6], last_step=row[7])
         return found
 
-    def column_choices(self, experiment: str, sample: int = 2000) -> dict[str, list[str]]:
+    def column_choices(self, experiment: str, sample: int = 500) -> dict[str, list[str]]:
         """Return the tag keys, property keys and metric names seen among an experiment's
         newest ``sample`` runs (the columns the user may pick), each sorted.
 
@@ -424,10 +462,12 @@ class StudioQueries:
         choices: dict[str, list[str]] = {}
         with store_errors("Reading column names"), self.index._read() as cursor:
             for kind in ("tags", "properties"):
+                # Newest runs first, then their pairs by primary key (SQLite keeps a CROSS
+                # JOIN's order; walking the pairs' experiment index would read every run's).
                 cursor.execute(sql(
-                    f"SELECT DISTINCT key FROM {{p}}rl_{kind} WHERE experiment = ? AND seq IN "
-                    "(SELECT seq FROM {p}rl_runs WHERE experiment = ? ORDER BY seq DESC "
-                    "LIMIT ?) ORDER BY key"), (experiment, experiment, sample))
+                    "SELECT DISTINCT x.key FROM (SELECT seq FROM {p}rl_runs WHERE experiment = ? "
+                    f"ORDER BY seq DESC LIMIT ?) n CROSS JOIN {{p}}rl_{kind} x "
+                    "WHERE x.seq = n.seq ORDER BY x.key"), (experiment, sample))
                 choices[kind] = [row[0] for row in cursor.fetchall()]
             cursor.execute(sql(
                 "SELECT DISTINCT name FROM {p}rl_metrics WHERE run_id IN (SELECT run_id FROM "

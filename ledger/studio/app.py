@@ -121,6 +121,7 @@ class Studio:
         self.workspace = workspace
         self.read_only = read_only
         self.csrf = CsrfTokens()
+        self._cache: dict[tuple[str, str], tuple[int, Any]] = {}
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(HERE / "templates")),
             autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
@@ -156,6 +157,23 @@ class Studio:
         """The Studio's queries over the run index, caught up with the log."""
         return StudioQueries(self.workspace.ledger.index)
 
+    def cached(self, key: tuple[str, str], compute: Callable[[], Any]) -> Any:
+        """Answers that read many rows (counts, column names), kept until the log moves on.
+
+        Args:
+            key: what is asked.
+            compute: computes the answer from the read models.
+        """
+        position = self.workspace.ledger.index.catch_up()
+        found = self._cache.get(key)
+        if found is not None and found[0] == position:
+            return found[1]
+        value = compute()
+        if len(self._cache) > 256:
+            self._cache.clear()
+        self._cache[key] = (position, value)
+        return value
+
     def render(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         """Render a page."""
         page = self.templates.get_template(template).render(
@@ -183,7 +201,7 @@ class Studio:
     async def experiments_page(self, request: Request) -> Response:
         """Every experiment with its run counts by status, active runs and last activity."""
         show_archived = request.query_params.get("archived") == "1"
-        summaries = self.queries.experiment_summaries()
+        summaries = self.cached(("experiments", ""), self.queries.experiment_summaries)
         archived = hooks.archived_experiments(self.workspace)
         shown = [s for s in summaries if show_archived or s.name not in archived]
         return self.render("experiments.html", title="Experiments", experiments=shown,
@@ -220,7 +238,8 @@ class Studio:
             rows=page.rows, children=children, error=error,
             child_counts=queries.child_counts(shown_ids),
             metrics=queries.metric_columns(shown_ids, metric_names),
-            counts=queries.status_counts(name), choices=queries.column_choices(name),
+            counts=self.cached(("counts", name), lambda: queries.status_counts(name)),
+            choices=self.cached(("choices", name), lambda: queries.column_choices(name)),
             views=queries.saved_views(name), now=now, duration_of=duration_of,
             csrf=self.csrf.token, current_view=request.query_params.get("view", ""),
             next_url=(state.url(path, after=page.next_cursor) if page.next_cursor else None),

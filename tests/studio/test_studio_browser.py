@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from conftest import XSS_IMG, XSS_SCRIPT, RunningStudio, Watched
+from studio_helpers import XSS_IMG, XSS_SCRIPT, RunningStudio, Watched
 
 from ledger.studio.app import experiment_url, run_url
 

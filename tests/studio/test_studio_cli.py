@@ -9,7 +9,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from conftest import free_port
+from studio_helpers import free_port
 
 from ledger import Experiment, Workspace
 

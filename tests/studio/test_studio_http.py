@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
-from conftest import XSS_IMG, XSS_SCRIPT, RunningStudio
+from studio_helpers import XSS_IMG, XSS_SCRIPT, RunningStudio
 
 from ledger.studio.app import experiment_url, run_url
 
