@@ -15,11 +15,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from ledger.domain.ids import run_stream_id
 from ledger.domain.metrics import MetricsLogged
 from ledger.domain.saved_view import SavedViewAggregate
 from projections.dialect import DbCursor
 from projections.projection import LoggedEvent, Projection, to_micros
-from projections.runs import actor_user
+from projections.runs import CHUNK, actor_user
 
 VIEW_CREATED = SavedViewAggregate.Created.TOPIC
 VIEW_UPDATED = SavedViewAggregate.Updated.TOPIC
@@ -31,8 +32,9 @@ _UPSERT_VIEW = (
 )
 _UPDATE_VIEW = "UPDATE {p}rl_saved_views SET name = ?, query = ?, updated_at = ? WHERE view_id = ?"
 _UPSERT_LAST = (
-    "INSERT INTO {p}rl_metric_last (run_id, name, value) VALUES (?, ?, ?) "
-    "ON CONFLICT (run_id, name) DO UPDATE SET value = excluded.value"
+    "INSERT INTO {p}rl_metric_last (run_id, name, value, experiment, seq) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, name) DO UPDATE SET value = excluded.value, "
+    "experiment = excluded.experiment, seq = excluded.seq"
 )
 
 
@@ -108,16 +110,26 @@ class SavedViewProjection(Projection):
 
 
 class MetricLastProjection(Projection):
-    """Projects ``MetricsLogged`` batches into each metric's numeric last value."""
+    """Projects ``MetricsLogged`` batches into each metric's numeric last value.
 
-    name = "runledger.metric_last.v1"
+    Each row also carries its run's experiment and creation position (``seq``, from ``rl_runs``:
+    a run's ``Created`` is always in the log before its metrics), so that sorting an
+    experiment's runs by a metric walks the index ``(experiment, name, value, seq)``. A run the
+    run index does not know (yet) gets ``NULL`` there: it sorts with the runs without a value.
+    """
+
+    name = "runledger.metric_last.v2"
     topics = frozenset({MetricsLogged.TOPIC})
     tables = {
         "rl_metric_last": (
             "CREATE TABLE IF NOT EXISTS {p}rl_metric_last ("
             "run_id {text} NOT NULL, name {text} NOT NULL, value {double}, "
-            "PRIMARY KEY (run_id, name)){without_rowid}"
+            "experiment {text}, seq {bigint}, PRIMARY KEY (run_id, name)){without_rowid}"
         ),
+    }
+    indexes = {
+        "rl_metric_last_value": "CREATE INDEX IF NOT EXISTS rl_metric_last_value "
+                                "ON {p}rl_metric_last (experiment, name, value, seq)",
     }
 
     def apply(self, cursor: DbCursor, events: Sequence[LoggedEvent]) -> None:
@@ -132,6 +144,20 @@ class MetricLastProjection(Projection):
             for name, _kind, _description, values, _steps, _times in event.series:
                 if values:
                     last[event.run_id, name] = numeric_value(values[-1])
-        if last:
-            cursor.executemany(self.dialect.sql(_UPSERT_LAST),
-                               [(run_id, name, value) for (run_id, name), value in last.items()])
+        if not last:
+            return
+        runs: dict[str, tuple[Any, Any]] = {}
+        run_ids = sorted({run_id for run_id, _name in last})
+        for start in range(0, len(run_ids), CHUNK):
+            chunk = run_ids[start:start + CHUNK]
+            streams = {run_stream_id(run_id).bytes: run_id for run_id in chunk}
+            cursor.execute(self.dialect.sql(
+                "SELECT stream_id, experiment, seq FROM {p}rl_runs WHERE stream_id IN ("
+                + ", ".join("?" * len(streams)) + ")"), list(streams))
+            for stream, experiment, seq in cursor.fetchall():
+                run_id = streams.get(bytes(stream))
+                if run_id is not None:
+                    runs[run_id] = (experiment, seq)
+        cursor.executemany(self.dialect.sql(_UPSERT_LAST), [
+            (run_id, name, value, *runs.get(run_id, (None, None)))
+            for (run_id, name), value in last.items()])

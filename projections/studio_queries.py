@@ -219,6 +219,12 @@ class _Sort:
     outer_join: str
     join_params: list[Any]
     nullable: bool
+    # The run's seq as the joined table holds it (so the order is that of its index).
+    seq: str = "r.seq"
+    # The outer join's parameters, when they are not the inner join's.
+    outer_params: list[Any] | None = None
+    # What the runs of the second part (no value) satisfy, when not ``value IS NULL``.
+    missing: str | None = None
 
 
 def _like(text: str) -> str:
@@ -352,20 +358,24 @@ class StudioQueries:
                     part_where.append(f"{sort.value} IS NOT NULL")
                     part_params += sort.value_params
                 if cursor_seq is not None:
-                    part_where.append(f"({sort.value}, r.seq) {after_op} (?, ?)")
+                    part_where.append(f"({sort.value}, {sort.seq}) {after_op} (?, ?)")
                     part_params += [*sort.value_params, cursor_value, cursor_seq]
-                order = f"{sort.value} {direction}, r.seq {direction}"
-                rows = self._select(cursor, sort, sort.inner_join, part_where, part_params,
-                                    order, sort.value_params, limit + 1)
+                order = f"{sort.value} {direction}, {sort.seq} {direction}"
+                rows = self._select(cursor, sort, sort.inner_join, sort.join_params,
+                                    part_where, part_params, order, sort.value_params,
+                                    limit + 1)
                 found += [(row, 0) for row in rows]
             if sort.nullable and len(found) <= limit:
-                part_where = [*where, f"{sort.value} IS NULL"]
+                part_where = [*where, sort.missing or f"{sort.value} IS NULL"]
                 part_params = [*params, *sort.value_params]
                 if cursor_null:
                     part_where.append(f"r.seq {after_op} ?")
                     part_params.append(cursor_seq)
-                rows = self._select(cursor, sort, sort.outer_join, part_where, part_params,
-                                    f"r.seq {direction}", [], limit + 1 - len(found))
+                outer_params = (sort.join_params if sort.outer_params is None
+                                else sort.outer_params)
+                rows = self._select(cursor, sort, sort.outer_join, outer_params, part_where,
+                                    part_params, f"r.seq {direction}", [],
+                                    limit + 1 - len(found))
                 found += [(row, 1) for row in rows]
             more = len(found) > limit
             found = found[:limit]
@@ -376,14 +386,14 @@ class StudioQueries:
             next_cursor = encode_cursor([is_null, None if is_null else last[-1], int(last[-2])])
         return RunsPage(rows=page_rows, next_cursor=next_cursor)
 
-    def _select(self, cursor: Any, sort: _Sort, join: str, where: list[str],
-                params: list[Any], order: str, order_params: list[Any],
+    def _select(self, cursor: Any, sort: _Sort, join: str, join_params: list[Any],
+                where: list[str], params: list[Any], order: str, order_params: list[Any],
                 limit: int) -> list[Sequence[Any]]:
         # The page's own seq and sort value come last, whatever _RUN_SELECT holds.
         text = (f"SELECT {_RUN_SELECT}, r.seq, {sort.value} FROM {{p}}rl_runs r {join} "
                 f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?")
-        cursor.execute(self._dialect.sql(text), [*sort.value_params, *sort.join_params,
-                                                 *params, *order_params, limit])
+        cursor.execute(self._dialect.sql(text), [*sort.value_params, *join_params, *params,
+                                                 *order_params, limit])
         return list(cursor.fetchall())
 
     def _sort(self, sort: SortKey, experiment: str, now_micros: int) -> _Sort:
@@ -399,11 +409,18 @@ class StudioQueries:
             # The pair rows carry the experiment: the join can walk their value index.
             on = f"{{p}}{table} s ON s.seq = r.seq AND s.experiment = ? AND s.key = ?"
             return _Sort("s.value", [], f"JOIN {on}", f"LEFT JOIN {on}", [experiment, key],
-                         nullable=True)
+                         nullable=True, seq="s.seq")
         name, _dot, field = key.rpartition(".")
         if not name or field not in FIELDS:
             name, field = key, "last"
         table, value_column = self._metric_column(field)
+        if field == "last":  # rl_metric_last carries the run's experiment and seq: walk its index
+            on = "{p}rl_metric_last s ON s.seq = r.seq AND s.experiment = ? AND s.name = ?"
+            outer = "{p}rl_metric_last s ON s.run_id = r.run_id AND s.name = ?"
+            return _Sort("s.value", [], f"JOIN {on}", f"LEFT JOIN {outer}",
+                         [experiment, name], nullable=True, seq="s.seq", outer_params=[name],
+                         missing="(s.value IS NULL OR s.seq IS NULL "
+                                 "OR s.experiment <> r.experiment)")
         on = f"{{p}}{table} s ON s.run_id = r.run_id AND s.name = ?"
         return _Sort(f"s.{value_column}", [], f"JOIN {on}", f"LEFT JOIN {on}", [name],
                      nullable=True)

@@ -370,7 +370,17 @@ class Studio:
                 found["values"].extend(_number(v) for v in values)
                 found["steps"].extend(steps)
                 found["times"].extend(times)
-        return JSONResponse(series)
+        # Compact for 100,000-point charts: no steps when none was given, times as whole
+        # milliseconds after the first.
+        answer: dict[str, dict[str, Any]] = {}
+        for name, found in series.items():
+            times = found["times"]
+            start = times[0] if times else 0.0
+            answer[name] = {
+                "values": found["values"],
+                "steps": None if all(s is None for s in found["steps"]) else found["steps"],
+                "t0": start, "times_ms": [round((t - start) * 1000) for t in times]}
+        return JSONResponse(answer)
 
     async def run_api(self, request: Request) -> Response:
         """A run's status, duration and metric summaries (the run page's live update)."""

@@ -29,9 +29,13 @@
   }
 
   function xs(s) {
-    if (xAxis && xAxis.value === "time") return s.times;
-    var steps = s.steps, out = new Array(steps.length);
-    for (var i = 0; i < steps.length; i++) out[i] = steps[i] === null ? i : steps[i];
+    var n = s.values.length, out = new Array(n), i;
+    if (xAxis && xAxis.value === "time") {
+      for (i = 0; i < n; i++) out[i] = s.t0 + s.times_ms[i] / 1000;
+      return out;
+    }
+    var steps = s.steps;
+    for (i = 0; i < n; i++) out[i] = !steps || steps[i] === null ? i : steps[i];
     return out;
   }
 
@@ -85,7 +89,7 @@
       requests = page.runs.map(function (run) {
         return fetch("/api/metrics?run=" + encodeURIComponent(run) + "&name=" + encodeURIComponent(page.metric))
           .then(function (r) { return r.json(); })
-          .then(function (found) { var s = found[page.metric]; return s ? [{ label: page.labels[run], steps: s.steps, times: s.times, values: s.values }] : []; });
+          .then(function (found) { var s = found[page.metric]; return s ? [{ label: page.labels[run], steps: s.steps, t0: s.t0, times_ms: s.times_ms, values: s.values }] : []; });
       });
     } else {
       var names = picked();
@@ -93,7 +97,7 @@
       var query = names.map(function (n) { return "name=" + encodeURIComponent(n); }).join("&");
       requests = [fetch("/api/metrics?run=" + encodeURIComponent(page.run) + "&" + query)
         .then(function (r) { return r.json(); })
-        .then(function (found) { return names.filter(function (n) { return found[n]; }).map(function (n) { return { label: n, steps: found[n].steps, times: found[n].times, values: found[n].values }; }); })];
+        .then(function (found) { return names.filter(function (n) { return found[n]; }).map(function (n) { return { label: n, steps: found[n].steps, t0: found[n].t0, times_ms: found[n].times_ms, values: found[n].values }; }); })];
     }
     return Promise.all(requests).then(function (parts) {
       series = [].concat.apply([], parts);
