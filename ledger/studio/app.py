@@ -371,7 +371,7 @@ class Studio:
                 found["steps"].extend(steps)
                 found["times"].extend(times)
         # Compact for 100,000-point charts: no steps when none was given, times as whole
-        # milliseconds after the first.
+        # microseconds after the first (values logged in one loop are microseconds apart).
         answer: dict[str, dict[str, Any]] = {}
         for name, found in series.items():
             times = found["times"]
@@ -379,7 +379,7 @@ class Studio:
             answer[name] = {
                 "values": found["values"],
                 "steps": None if all(s is None for s in found["steps"]) else found["steps"],
-                "t0": start, "times_ms": [round((t - start) * 1000) for t in times]}
+                "t0": start, "times_us": [round((t - start) * 1e6) for t in times]}
         return JSONResponse(answer)
 
     async def run_api(self, request: Request) -> Response:

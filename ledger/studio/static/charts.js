@@ -13,7 +13,7 @@
   var xAxis = document.getElementById("x-axis");
   var logScale = document.getElementById("log-scale");
   var smoothing = document.getElementById("smoothing");
-  var series = [];  // [{label, steps, times, values}]
+  var series = [];  // [{label, steps, t0, times_us, values}]
   var plot = null;
 
   function smooth(values, weight) {
@@ -31,7 +31,7 @@
   function xs(s) {
     var n = s.values.length, out = new Array(n), i;
     if (xAxis && xAxis.value === "time") {
-      for (i = 0; i < n; i++) out[i] = s.t0 + s.times_ms[i] / 1000;
+      for (i = 0; i < n; i++) out[i] = s.t0 + s.times_us[i] / 1e6;
       return out;
     }
     var steps = s.steps;
@@ -89,7 +89,7 @@
       requests = page.runs.map(function (run) {
         return fetch("/api/metrics?run=" + encodeURIComponent(run) + "&name=" + encodeURIComponent(page.metric))
           .then(function (r) { return r.json(); })
-          .then(function (found) { var s = found[page.metric]; return s ? [{ label: page.labels[run], steps: s.steps, t0: s.t0, times_ms: s.times_ms, values: s.values }] : []; });
+          .then(function (found) { var s = found[page.metric]; return s ? [{ label: page.labels[run], steps: s.steps, t0: s.t0, times_us: s.times_us, values: s.values }] : []; });
       });
     } else {
       var names = picked();
@@ -97,7 +97,7 @@
       var query = names.map(function (n) { return "name=" + encodeURIComponent(n); }).join("&");
       requests = [fetch("/api/metrics?run=" + encodeURIComponent(page.run) + "&" + query)
         .then(function (r) { return r.json(); })
-        .then(function (found) { return names.filter(function (n) { return found[n]; }).map(function (n) { return { label: n, steps: found[n].steps, t0: found[n].t0, times_ms: found[n].times_ms, values: found[n].values }; }); })];
+        .then(function (found) { return names.filter(function (n) { return found[n]; }).map(function (n) { return { label: n, steps: found[n].steps, t0: found[n].t0, times_us: found[n].times_us, values: found[n].values }; }); })];
     }
     return Promise.all(requests).then(function (parts) {
       series = [].concat.apply([], parts);
