@@ -6,5 +6,7 @@ from projections.metrics import MetricProjection
 from projections.projection import Projection
 from projections.runs import RunProjection
 from projections.sealing import SealingProjection
+from projections.studio import MetricLastProjection, SavedViewProjection
 
-PROJECTIONS: list[type[Projection]] = [RunProjection, MetricProjection, SealingProjection]
+PROJECTIONS: list[type[Projection]] = [RunProjection, MetricProjection, SealingProjection,
+                                       SavedViewProjection, MetricLastProjection]

@@ -81,7 +81,7 @@ def test_as_of_refuses_bad_moments(invoke: Invoke, story: dict[str, object]) -> 
     garbage = invoke("audit", "as-of", "-r", str(story["run"]), "--at", "yesterday")
     assert garbage.exit_code == 2 and "neither a log position" in garbage.stderr
     before = invoke("audit", "as-of", "-r", str(story["run"]), "--at", "2000-01-01T00:00:00Z")
-    assert before.exit_code == 1 and "was not found" in before.stderr
+    assert before.exit_code == 3 and "was not found" in before.stderr
 
 
 def test_diff_shows_what_changed(invoke: Invoke, story: dict[str, object]) -> None:
@@ -130,4 +130,4 @@ def test_the_audit_group_lists_its_commands(invoke: Invoke) -> None:
     for name in ("history", "as-of", "diff", "replay"):
         assert name in result.stdout
     unknown = invoke("audit", "history", "-r", "nope")
-    assert unknown.exit_code == 1 and "'nope' was not found" in unknown.stderr
+    assert unknown.exit_code == 3 and "'nope' was not found" in unknown.stderr
