@@ -7,6 +7,8 @@ from projections.metrics import MetricProjection
 from projections.projection import Projection
 from projections.runs import RunProjection
 from projections.sealing import SealingProjection
+from projections.studio import MetricLastProjection, SavedViewProjection
 
 PROJECTIONS: list[type[Projection]] = [RunProjection, MetricProjection, ExperimentProjection,
-                                      SealingProjection]
+                                      SealingProjection, SavedViewProjection,
+                                      MetricLastProjection]

@@ -8,6 +8,7 @@
       folder attach
       projections rebuild | status
       export | import
+      studio
 
 Exit codes are the Azure CLI's: 0 ok, 1 error, 2 usage, 3 a run or experiment that does not
 exist (see ``ledger.cli.boundary``).
@@ -48,6 +49,9 @@ ROOT_COMMANDS: dict[str, LazyEntry] = {
                "Append the events of an export FILE to this ledger; events it already holds "
                "are skipped, so importing twice adds nothing and a newer export adds only "
                "what is new."),
+    "studio": ("ledger.cli.studio:studio_command",
+               "Browse the ledger in a web browser: experiments, runs, charts, compare, audit "
+               "timeline."),
 }
 RUN_COMMANDS: dict[str, LazyEntry] = {
     "cancel": ("ledger.cli.run_actions:cancel_run",

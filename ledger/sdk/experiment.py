@@ -91,6 +91,13 @@ class Experiment:
     def __repr__(self) -> str:
         return f"Experiment(Name: {self._name},\nWorkspace: {self._workspace.name})"
 
+    def _repr_html_(self) -> str:
+        """A notebook's summary table: name, workspace, a link to its runs in the Studio."""
+        from ledger.sdk.portal import experiment_portal_url, html_table
+
+        return html_table([("Name", self._name), ("Workspace", self._workspace.name)],
+                          link=("Report Page", experiment_portal_url(self._name)))
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Experiment) and other._experiment_id == self._experiment_id
 

@@ -54,6 +54,7 @@ from ledger.sdk.files import RunFilesMixin
 from ledger.sdk.history import HistoryEntry, HistoryMixin
 from ledger.sdk.liveness import observed_status
 from ledger.sdk.metrics import MetricBuffer
+from ledger.sdk.portal import PortalMixin
 from ledger.sdk.run_audit import RunAuditMixin
 from ledger.sdk.run_metrics import MetricsMixin
 from ledger.sdk.waiting import WaitingMixin
@@ -78,7 +79,7 @@ UNSET = _Unset()
 
 
 class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixin,
-          WaitingMixin):
+          WaitingMixin, PortalMixin):
     """A run of an experiment: it logs metrics, carries properties and tags, has children.
 
     ``Run(experiment, run_id)`` loads an existing run; new runs come from

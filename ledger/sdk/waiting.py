@@ -44,6 +44,8 @@ class WaitingMixin:
 
         def get_properties(self) -> dict[str, str | None]: ...
 
+        def get_portal_url(self) -> str: ...
+
     def wait_for_completion(self, show_output: bool = False,
                             wait_post_processing: bool = False,
                             raise_on_error: bool = True) -> dict[str, Any]:
@@ -59,6 +61,7 @@ class WaitingMixin:
         """
         if show_output:
             print(f"RunId: {self._run_id}")
+            print(f"Web View: {self.get_portal_url()}")
         waiting = set(WAIT_STATUSES)
         if wait_post_processing:
             waiting |= POST_PROCESSING_STATUSES

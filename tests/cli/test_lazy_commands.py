@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from ledger.cli.lazy import LazyGroup, walk_commands
 from ledger.cli.main import cli
 
-HEAVY = ("ledger.sdk", "eventsourcing", "rich", "projections", "ledger.application")
+HEAVY = ("ledger.sdk", "eventsourcing", "rich", "projections", "ledger.application",
+         "ledger.studio", "starlette", "uvicorn", "jinja2")
 
 # Runs the CLI in a fresh interpreter, then reports which heavy modules it imported.
 PROBE = textwrap.dedent("""
@@ -26,7 +27,8 @@ PROBE = textwrap.dedent("""
     except SystemExit as end:
         code = end.code
     heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("eventsourcing", "rich",
-                   "projections") or m.startswith(("ledger.sdk", "ledger.application")))
+                   "projections", "starlette", "uvicorn", "jinja2")
+                   or m.startswith(("ledger.sdk", "ledger.application", "ledger.studio")))
     with open(sys.argv[1], "w") as out:
         json.dump({"code": code, "heavy": heavy}, out)
 """)
