@@ -39,7 +39,7 @@ from eventsourcing.postgres import (
 from eventsourcing.tests import persistence as suites
 from eventsourcing.utils import Environment
 
-from ledger.persistence.postgres import LedgerPostgresFactory
+from ledger.persistence.postgres import LedgerPostgresApplicationRecorder, LedgerPostgresFactory
 from ledger.persistence.store import parse_store_url
 from tests.conftest import drop_postgres_schema, postgres_base_url, require_postgres
 
@@ -171,7 +171,8 @@ class TestInfrastructureFactory(_LedgerPostgresStore,
         return PostgresAggregateRecorder
 
     def expected_application_recorder_class(self) -> type[ApplicationRecorder]:
-        return PostgresApplicationRecorder
+        # Ours: eventsourcing's, plus the server-side writer record and the large-write path.
+        return LedgerPostgresApplicationRecorder
 
     def expected_tracking_recorder_class(self) -> type[TrackingRecorder]:
         return PostgresTrackingRecorder

@@ -95,7 +95,7 @@ def build_ledger(store: str) -> dict[str, Any]:
     ids["running"] = ids["runs"][-1]
     ids["with_children"] = ids["runs"][3]
 
-    hostile = Experiment(ws, "hostile " + XSS_IMG)
+    hostile = Experiment(ws, "hostile")  # experiment names cannot hold markup (validated)
     evil = hostile.start_logging(display_name=XSS_IMG + XSS_SCRIPT,
                                  description=XSS_SCRIPT)
     evil.tag(XSS_IMG, XSS_SCRIPT)

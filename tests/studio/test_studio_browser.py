@@ -232,7 +232,7 @@ def test_injection_is_shown_as_text(page: Watched, screenshots: Path,
     ids = studio_ledger[1]
     hostile = ids["hostile"]
     page.goto("/")
-    assert page.page.get_by_text("hostile " + XSS_IMG).count() == 1
+    assert page.page.get_by_text("hostile", exact=True).count() == 1
     columns = [("col", "tag:" + XSS_IMG), ("col", "tag:note"), ("col", "prop:p"),
                ("col", f"metric:{XSS_SCRIPT}.last"), ("tag", "note=" + XSS_IMG)]
     page.goto(experiment_url(hostile) + "?" + urlencode(columns))

@@ -109,7 +109,8 @@ def test_values_are_rendered_as_text_and_embedded_json_is_escaped(
         assert status == 200
         assert "<img src=x" not in body, path
         assert "<script>alert" not in body, path
-        assert "&lt;img src=x onerror=alert(1)&gt;" in body, path
+        if path != "/":  # the experiments page shows names only: experiment names hold no markup
+            assert "&lt;img src=x onerror=alert(1)&gt;" in body, path
         for data in re.findall(r'<script type="application/json"[^>]*>(.*?)</script>', body,
                                re.S):
             assert "<" not in data and ">" not in data
