@@ -12,6 +12,7 @@ from projection_oracle import Driver, Oracle
 
 from ledger.domain.errors import ValidationError
 from projections.index import RunIndex
+from projections.projection import to_micros
 from projections.read_models import RunRow
 from projections.studio_queries import (
     MetricCondition,
@@ -100,8 +101,10 @@ def sort_value(oracle: Oracle, row: RunRow, column: str) -> Any:
     if column == "duration":
         if row.started_at is None:
             return None
-        end = row.ended_at.timestamp() if row.ended_at else NOW
-        return end - row.started_at.timestamp()
+        # In whole microseconds, as the index stores times: float seconds would order two
+        # runs of equal stored duration by rounding noise.
+        end = to_micros(row.ended_at) if row.ended_at else int(NOW * 1_000_000)
+        return end - to_micros(row.started_at)
     if column == "submitted":
         return row.created_by
     kind, _sep, key = column.partition(":")
