@@ -41,3 +41,23 @@ def reader(ws: Workspace) -> Iterator[Callable[[], LedgerApplication]]:
     yield open_one
     for app in opened:
         app.close()
+
+
+@pytest.fixture
+def no_leftover_supervisors() -> Iterator[None]:
+    """After the test, every script supervisor this process started must have exited (those
+    still running after 15 s are killed, and the test fails)."""
+    import os
+    import signal
+    import time
+
+    from ledger.sdk.script import running_supervisors
+
+    yield
+    deadline = time.monotonic() + 15
+    while running_supervisors() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    leftover = running_supervisors()
+    for pid in leftover.values():
+        os.killpg(pid, signal.SIGKILL)
+    assert not leftover, f"supervisors still running after the test: {leftover}"

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,6 @@ from ledger import Experiment, Run, ScriptRunConfig, Workspace
 from ledger.application import LedgerApplication
 from ledger.persistence.store import parse_store_url
 from ledger.sdk.files import LogTail
-from ledger.sdk.script import running_supervisors
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = "azureml-logs/70_driver_log.txt"
@@ -49,16 +47,8 @@ TRAIN = textwrap.dedent("""
 """)
 
 
-@pytest.fixture(autouse=True)
-def _no_leftover_processes() -> Iterator[None]:
-    yield
-    deadline = time.monotonic() + 15
-    while running_supervisors() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    leftover = running_supervisors()
-    for pid in leftover.values():
-        os.killpg(pid, signal.SIGKILL)
-    assert not leftover, f"supervisors still running after the test: {leftover}"
+# Every supervisor a test started must have exited after it (tests/ledger/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_leftover_supervisors")
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -62,17 +62,8 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str =
         time.sleep(0.05)
 
 
-@pytest.fixture(autouse=True)
-def _no_leftover_processes() -> Iterator[None]:
-    """After each test, every supervisor this process started must have exited."""
-    yield
-    deadline = time.monotonic() + 15
-    while running_supervisors() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    leftover = running_supervisors()
-    for pid in leftover.values():
-        os.killpg(pid, signal.SIGKILL)
-    assert not leftover, f"supervisors still running after the test: {leftover}"
+# Every supervisor a test started must have exited after it (tests/ledger/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_leftover_supervisors")
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,16 +31,8 @@ SCRIPTS = Path(__file__).parent / "scripts"
 BEAT = 0.2  # seconds between heartbeats in these tests: NotResponding after 3 * 0.2 + 2 s
 
 
-@pytest.fixture(autouse=True)
-def _no_leftover_processes() -> Iterator[None]:
-    yield
-    deadline = time.monotonic() + 15
-    while running_supervisors() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    leftover = running_supervisors()
-    for pid in leftover.values():
-        os.killpg(pid, signal.SIGKILL)
-    assert not leftover, f"supervisors still running after the test: {leftover}"
+# Every supervisor a test started must have exited after it (tests/ledger/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_leftover_supervisors")
 
 
 @pytest.fixture
