@@ -414,3 +414,27 @@ def test_an_artifact_that_cannot_be_downloaded_writes_nothing_of_its_run(
     summary = convert(ws, uri, "alpha", artifacts=True)  # the next import completes it
     assert Run.get(ws, ours(ids["sweep"])).get_file_names() == sorted(SWEEP_ARTIFACTS)
     assert summary.artifacts == len(SWEEP_ARTIFACTS) + 1
+
+
+def test_an_artifact_store_that_cannot_be_listed(store_url: str, mlflow_store: Any,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow.tracking import MlflowClient
+
+    uri, ids = mlflow_store
+
+    def unreachable(self: Any, run_id: str, path: str | None = None) -> list[Any]:
+        raise OSError("no route to host")
+
+    monkeypatch.setattr(MlflowClient, "list_artifacts", unreachable)
+    ws = Workspace(store=store_url)
+    # Copying needs the artifacts: a clear error naming the run, and nothing of it written.
+    with pytest.raises(ImportSourceError, match=(
+            r"Cannot list the artifacts of MLflow run '[0-9a-f]+'.*no route to host")):
+        convert(ws, uri, "beta", artifacts=True)
+    assert ws.ledger.application.max_position() == 0
+    # Listing them only does not: the runs are imported, with no artifact listed.
+    summary = convert(ws, uri)
+    assert summary.created == 6
+    imported = next(e for e in Run.get(ws, ours(ids["sweep"])).get_history()
+                    if e.kind == "Imported")
+    assert imported.payload["artifacts"] == []
