@@ -131,6 +131,7 @@ def main() -> None:
         return
     folder = Path(args.folder or tempfile.mkdtemp(prefix="bench-mlflow-"))
     folder.mkdir(parents=True, exist_ok=True)
+    print(f"load average at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"{'values':>10} {'runs':>5} {'mlflow read':>14} {'convert':>14} {'convert/read':>12} "
           f"{'re-import':>14} {'peak RSS':>9}")
     for size in (int(s) for s in args.sizes.split(",")):
@@ -153,6 +154,7 @@ def main() -> None:
               f"{read / baseline:>10,.0f} v/s {read / first['seconds']:>10,.0f} v/s "
               f"{baseline / first['seconds']:>12.2f} {read / again['seconds']:>10,.0f} v/s "
               f"{first['rss_mb']:>6.0f} MB")
+    print(f"load average at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ def _progress() -> tuple[Callable[[ConvertSummary], None], Callable[[], None]]:
     def update(summary: ConvertSummary) -> None:
         progress.update(task, description=(
             f"Importing MLflow runs: {summary.runs} read ({summary.created} new, "
-            f"{summary.updated} updated), {summary.metric_values:,} metric values added"))
+            f"{summary.updated} updated), {summary.metric_values:,} metric values, "
+            f"{summary.artifacts:,} artifacts added"))
 
     return update, progress.stop
 
@@ -47,27 +48,34 @@ def _progress() -> tuple[Callable[[ConvertSummary], None], Callable[[], None]]:
                    "folder or a file: URI.")
 @click.option("--experiment", "experiments", multiple=True, metavar="NAME",
               help="Import only this MLflow experiment (repeatable). Default: every active one.")
+@click.option("--artifacts", is_flag=True,
+              help="Also copy each run's artifacts into the run's files, under their MLflow "
+                   "paths (files a run already has are not copied again).")
 @common_options
-def convert_mlflow_command(tracking_uri: str, experiments: tuple[str, ...]) -> None:
+def convert_mlflow_command(tracking_uri: str, experiments: tuple[str, ...],
+                           artifacts: bool) -> None:
     """Import the runs of an MLflow tracking store: experiments, runs, params, tags, metric
-    histories; only what this ledger lacks, so importing again adds only what is new.
+    histories, and with --artifacts the artifacts; only what this ledger lacks, so importing
+    again adds only what is new.
 
     Needs MLflow's client: pip install 'runledger-ml[mlflow]'. Prints a summary of what was
     read and added; a progress display is drawn on standard error when it is a terminal.
     The mapping is docs/importing-mlflow.md.
 
-        runledger convert mlflow --tracking-uri sqlite:///mlflow.db
+        runledger convert mlflow --tracking-uri sqlite:///mlflow.db --artifacts
     """
     from ledger.importers.mlflow import convert_mlflow
 
     workspace = access.open_workspace()
     update, stop = _progress()
     try:
-        summary = convert_mlflow(workspace, tracking_uri, experiments, progress=update)
+        summary = convert_mlflow(workspace, tracking_uri, experiments, artifacts=artifacts,
+                                 progress=update)
     finally:
         stop()
     show_result({
         "source": summary.source, "experiments": summary.experiments, "runs": summary.runs,
         "created": summary.created, "updated": summary.updated,
         "metricValuesAdded": summary.metric_values, "metricValuesRead": summary.read_values,
+        "artifactsCopied": summary.artifacts, "artifactsDiffering": summary.artifacts_differing,
     })

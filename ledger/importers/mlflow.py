@@ -11,10 +11,15 @@ Idempotent and incremental: an MLflow run always maps to the same ledger run id
 (``uuid5`` of its MLflow id), and each import appends only what the ledger lacks (properties it
 does not have, changed tags, a newer status, metric values compared by (key, step, timestamp,
 value)). Importing the same store twice appends no event.
+
+With ``artifacts=True`` (``--artifacts``) each run's artifacts are copied into the run's files,
+under their MLflow paths (``model/MLmodel``), downloaded one at a time with MLflow's client;
+files the run already has are not downloaded again.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import uuid
 from collections import Counter
@@ -31,6 +36,7 @@ from ledger.domain.ids import LEDGER_NAMESPACE
 from ledger.domain.status import RunStatus
 from ledger.sdk.importing import (
     MetricPoint,
+    SourceFile,
     SourceRun,
     ledger_metric_points,
     metric_point,
@@ -67,7 +73,7 @@ TAG_ARTIFACT_URI = "runledger.import.mlflow_artifact_uri"
 
 RUNS_PAGE = 1000  # search_runs' own maximum per page on every store
 HISTORY_PAGE = 100_000  # metric values read per call
-MAX_ARTIFACTS = 1000  # artifact paths listed per run (the rest is counted, not listed)
+MAX_ARTIFACTS = 1000  # artifact paths listed per run in its Imported event (all are copied)
 
 
 @attrs.define
@@ -82,6 +88,10 @@ class ConvertSummary:
         updated: known runs that changed.
         metric_values: metric values appended.
         read_values: metric values read from MLflow.
+        artifacts: artifact files copied into runs' files (``artifacts=True``).
+        artifacts_differing: artifacts a run already holds under the same name with another
+            size (MLflow's was overwritten after an import): not replaced, as run file names
+            are write-once.
     """
 
     source: str
@@ -91,6 +101,8 @@ class ConvertSummary:
     updated: int = 0
     metric_values: int = 0
     read_values: int = 0
+    artifacts: int = 0
+    artifacts_differing: int = 0
 
 
 def ledger_run_id(mlflow_run_id: str) -> str:
@@ -123,6 +135,17 @@ def normalise_tracking_uri(uri: str) -> str:
     return uri
 
 
+def client_uri(tracking_uri: str) -> str:
+    """The URI handed to MLflow's client: ``postgresql://`` names psycopg 3's driver when
+    psycopg2 (SQLAlchemy's default for it) is not installed and psycopg is (runledger's own
+    PostgreSQL store uses psycopg 3, so a ledger on PostgreSQL has it)."""
+    scheme, sep, rest = tracking_uri.partition("://")
+    if (sep and scheme == "postgresql" and importlib.util.find_spec("psycopg2") is None
+            and importlib.util.find_spec("psycopg") is not None):
+        return f"postgresql+psycopg://{rest}"
+    return tracking_uri
+
+
 def mlflow_client(tracking_uri: str) -> Any:
     """Return MLflow's client on a tracking store, importing MLflow only now.
 
@@ -138,7 +161,7 @@ def mlflow_client(tracking_uri: str) -> Any:
     if tracking_uri.startswith("file:"):
         # MLflow 3 refuses its file store unless told to: the import only reads it.
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    return MlflowClient(tracking_uri=tracking_uri)
+    return MlflowClient(tracking_uri=client_uri(tracking_uri))
 
 
 def _ms_to_datetime(ms: int | None) -> datetime | None:
@@ -202,20 +225,52 @@ def metric_history(client: Any, run_id: str, key: str) -> Iterator[Any]:
             return
 
 
-def _artifacts(client: Any, run_id: str) -> tuple[str, ...]:
-    """The run's artifact file paths (breadth first, at most ``MAX_ARTIFACTS``)."""
-    paths: list[str] = []
-    folders = [None]
+def _walk_artifacts(client: Any, run_id: str) -> Iterator[SourceFile]:
+    """The run's artifact files, breadth first, nested folders included."""
+    folders: list[str | None] = [None]
+    while folders:
+        for info in client.list_artifacts(run_id, folders.pop(0)):
+            if info.is_dir:
+                folders.append(info.path)
+            else:
+                size = info.file_size
+                yield SourceFile(name=info.path, size=int(size) if size is not None else None)
+
+
+def _artifacts(client: Any, run: Any, copy: bool) -> list[SourceFile]:
+    """The run's artifact files: all of them to copy, else the first ``MAX_ARTIFACTS``.
+
+    Raises:
+        ImportSourceError: ``copy`` and the artifact store cannot be listed (without ``copy``
+            the files seen until then are listed: the import does not need the artifacts).
+    """
+    found: list[SourceFile] = []
     try:
-        while folders and len(paths) < MAX_ARTIFACTS:
-            for info in client.list_artifacts(run_id, folders.pop(0)):
-                if info.is_dir:
-                    folders.append(info.path)
-                else:
-                    paths.append(info.path)
-    except Exception:  # an artifact store this machine cannot reach: list what was seen
-        pass
-    return tuple(sorted(paths[:MAX_ARTIFACTS]))
+        for file in _walk_artifacts(client, run.info.run_id):
+            found.append(file)
+            if not copy and len(found) >= MAX_ARTIFACTS:
+                break
+    except Exception as error:
+        if copy:
+            raise ImportSourceError(
+                f"Cannot list the artifacts of MLflow run {run.info.run_id!r} at "
+                f"{run.info.artifact_uri}: {type(error).__name__}: {error}") from error
+    return found
+
+
+def _fetcher(client: Any, run: Any) -> Callable[[str, Path], Path]:
+    """Download one artifact of ``run`` into a folder, with MLflow's client."""
+    run_id = run.info.run_id
+
+    def fetch(path: str, folder: Path) -> Path:
+        try:
+            return Path(client.download_artifacts(run_id, path, str(folder)))
+        except Exception as error:
+            raise ImportSourceError(
+                f"Cannot download artifact {path!r} of MLflow run {run_id!r} from "
+                f"{run.info.artifact_uri}: {type(error).__name__}: {error}") from error
+
+    return fetch
 
 
 def source_run(run: Any, experiment_name: str, source_uri: str,
@@ -255,12 +310,14 @@ def source_run(run: Any, experiment_name: str, source_uri: str,
 
 class _Converter:
     def __init__(self, workspace: Workspace, client: Any, source_uri: str,
-                 summary: ConvertSummary, progress: Callable[[ConvertSummary], None]) -> None:
+                 summary: ConvertSummary, progress: Callable[[ConvertSummary], None],
+                 copy_artifacts: bool) -> None:
         self.workspace = workspace
         self.client = client
         self.source_uri = source_uri
         self.summary = summary
         self.progress = progress
+        self.copy_artifacts = copy_artifacts
         self.done: set[str] = set()  # MLflow run ids synced by this call
 
     def sync(self, run: Any, experiment_name: str) -> None:
@@ -272,13 +329,22 @@ class _Converter:
         parent_mlflow_id = run.data.tags.get(PARENT_TAG)
         if parent_mlflow_id:
             parent_id = self._ensure_parent(parent_mlflow_id)
-        artifacts = _artifacts(self.client, run_id)
-        source = source_run(run, experiment_name, self.source_uri, parent_id, artifacts)
+        files = _artifacts(self.client, run, self.copy_artifacts)
+        # The same listing with or without copying (walk order, then sorted): switching
+        # --artifacts on does not by itself change what the Imported event lists.
+        listed = tuple(sorted(f.name for f in files[:MAX_ARTIFACTS]))
+        source = source_run(run, experiment_name, self.source_uri, parent_id, listed)
         new_metrics = self._new_metrics(run, source.run_id)
-        result = sync_run(self.workspace, source, new_metrics)
+        if self.copy_artifacts:
+            result = sync_run(self.workspace, source, new_metrics, files=files,
+                              fetch=_fetcher(self.client, run))
+        else:
+            result = sync_run(self.workspace, source, new_metrics)
         summary = self.summary
         summary.runs += 1
         summary.metric_values += result.metric_values
+        summary.artifacts += result.files
+        summary.artifacts_differing += len(result.differing)
         if result.created:
             summary.created += 1
         elif result.changed:
@@ -324,7 +390,8 @@ class _Converter:
 
 
 def convert_mlflow(workspace: Workspace, tracking_uri: str, experiments: Sequence[str] = (),
-                   *, progress: Callable[[ConvertSummary], None] | None = None) -> ConvertSummary:
+                   *, artifacts: bool = False,
+                   progress: Callable[[ConvertSummary], None] | None = None) -> ConvertSummary:
     """Import the runs of an MLflow tracking store into a ledger (only what it lacks).
 
     Args:
@@ -332,6 +399,7 @@ def convert_mlflow(workspace: Workspace, tracking_uri: str, experiments: Sequenc
         tracking_uri: the MLflow store (``sqlite:///mlflow.db``, ``postgresql://...``, an
             ``mlruns`` folder or ``file:`` URI).
         experiments: the MLflow experiments to import, by name (default: every active one).
+        artifacts: also copy each run's artifacts into its files (those it lacks, by name).
         progress: called after each run with the summary so far.
 
     Returns:
@@ -339,7 +407,8 @@ def convert_mlflow(workspace: Workspace, tracking_uri: str, experiments: Sequenc
 
     Raises:
         ImportSourceError: MLflow is not installed, the store cannot be read, or an experiment
-            named is not in it.
+            named is not in it; with ``artifacts``, a run's artifacts cannot be listed or
+            downloaded (that run is not written; the runs before it are).
         LedgerError: a run the ledger refuses (a property recorded with another value, a value
             too long...): that run is not written; the runs before it are.
         StoreError: the ledger's store failed.
@@ -348,7 +417,7 @@ def convert_mlflow(workspace: Workspace, tracking_uri: str, experiments: Sequenc
     client = mlflow_client(uri)
     summary = ConvertSummary(source=mask_uri(uri))
     converter = _Converter(workspace, client, summary.source, summary,
-                           progress or (lambda s: None))
+                           progress or (lambda s: None), artifacts)
     try:
         chosen = _experiments(client, experiments)
     except ImportSourceError:

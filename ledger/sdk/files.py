@@ -260,6 +260,40 @@ def folder_files(name: str, path: str | os.PathLike[str],
     return found
 
 
+def store_content(app: LedgerApplication, run_id: str, name: str,
+                  source: str | os.PathLike[str] | IO[bytes]) -> tuple[str, int, str, str]:
+    """Store one file's content (streamed, by SHA-256) before the event that will name it.
+
+    The content stays invisible until a ``FileUploaded`` event of the run names it
+    (``RunAggregate.add_files``); a process stopped in between leaves only unreferenced chunks.
+
+    Args:
+        app: the ledger.
+        run_id: the run, for error messages.
+        name: the file's name in the run, already checked (``check_file_name``).
+        source: a path to read, or a binary stream (read to its end, not closed).
+
+    Returns:
+        ``(name, size, sha256, media type)``, as ``add_files`` takes it.
+
+    Raises:
+        ValidationError: the path cannot be read, or the stream is not binary.
+        StoreError: the store failed.
+    """
+    try:
+        if isinstance(source, (str, os.PathLike)):
+            with open(source, "rb") as handle:
+                info = app.blobs.write(handle)
+        else:
+            info = app.blobs.write(source)
+    except TypeError as error:
+        raise ValidationError(f"upload of {name!r} to run {run_id!r}: {error}") from None
+    except OSError as error:
+        raise ValidationError(f"upload of {name!r} to run {run_id!r}: cannot read "
+                              f"{error.filename or source!r}: {error.strerror}") from error
+    return (name, info.size, info.sha256, media_type(name))
+
+
 class RunFilesMixin:
     """The file methods of ``Run`` (``ledger.sdk.run.Run`` inherits them)."""
 
@@ -379,23 +413,8 @@ class RunFilesMixin:
     def _record_uploads(self, names: Sequence[str],
                         sources: Sequence[str | os.PathLike[str] | IO[bytes]]) -> (
             builtins.list[RunFile]):
-        blobs = self._session.app.blobs
-        entries: builtins.list[tuple[str, int, str, str]] = []
-        for name, source in zip(names, sources, strict=True):
-            try:
-                if isinstance(source, (str, os.PathLike)):
-                    with open(source, "rb") as handle:
-                        info = blobs.write(handle)
-                else:
-                    info = blobs.write(source)
-            except TypeError as error:
-                raise ValidationError(f"upload of {name!r} to run {self._run_id!r}: "
-                                      f"{error}") from None
-            except OSError as error:
-                raise ValidationError(f"upload of {name!r} to run {self._run_id!r}: cannot "
-                                      f"read {error.filename or source!r}: {error.strerror}") \
-                    from error
-            entries.append((name, info.size, info.sha256, media_type(name)))
+        entries = [store_content(self._session.app, self._run_id, name, source)
+                   for name, source in zip(names, sources, strict=True)]
         # The contents are committed: this event makes them visible, all at once or not at all.
         self._command(lambda agg, actor: agg.add_files(entries, actor), publish_first=True)
         files = self._refreshed().files

@@ -1,7 +1,8 @@
 """``runledger convert mlflow``: an MLflow store, written by MLflow itself, imported losslessly.
 
-Each test runs on an MLflow SQLite store and an ``mlruns`` folder (``mlflow_store``), and on
-each of the ledger's backends (``store_url``: memory, SQLite, PostgreSQL).
+Each test runs on an MLflow SQLite store, an ``mlruns`` folder and an MLflow store on
+PostgreSQL (``mlflow_store``), and on each of the ledger's backends (``store_url``: memory,
+SQLite, PostgreSQL).
 """
 
 from __future__ import annotations
@@ -14,18 +15,18 @@ from typing import Any
 import pytest
 
 from ledger import Experiment, Run, Workspace
-from ledger.domain.errors import ImportSourceError
+from ledger.domain.errors import ImportSourceError, RunNotFoundError
 from tests.importers.conftest import mlflow_client
-from tests.importers.mlflow_stores import T0
+from tests.importers.mlflow_stores import SWEEP_ARTIFACTS, T0, log_artifacts
 
 STATUS_MAP = {"RUNNING": "Running", "SCHEDULED": "Queued", "FINISHED": "Completed",
               "FAILED": "Failed", "KILLED": "Canceled"}
 
 
-def convert(ws: Workspace, uri: str, *experiments: str) -> Any:
+def convert(ws: Workspace, uri: str, *experiments: str, artifacts: bool = False) -> Any:
     from ledger.importers.mlflow import convert_mlflow
 
-    return convert_mlflow(ws, uri, experiments)
+    return convert_mlflow(ws, uri, experiments, artifacts=artifacts)
 
 
 def ours(mlflow_run_id: str) -> str:
@@ -259,6 +260,10 @@ def test_the_command_line_imports_and_reports(shared_store_url: str, mlflow_stor
     again = runner.invoke(cli, args)
     assert json.loads(again.stdout)["created"] == 0
     assert json.loads(again.stdout)["metricValuesAdded"] == 0
+    with_files = runner.invoke(cli, [*args, "--artifacts"])
+    assert with_files.exit_code == 0, with_files.output
+    assert json.loads(with_files.stdout)["artifactsCopied"] == 6
+    assert json.loads(runner.invoke(cli, [*args, "--artifacts"]).stdout)["artifactsCopied"] == 0
     missing = runner.invoke(cli, [*args, "--experiment", "nope"])
     assert missing.exit_code == 1
     assert "no experiment 'nope'" in missing.stderr
@@ -279,3 +284,157 @@ def test_runs_and_histories_are_read_page_by_page(store_url: str, mlflow_store: 
                                     key=lambda m: (m.timestamp, m.step))]
     assert len(loss) >= 3
     assert Run.get(ws, ours(ids["sweep"])).get_metrics()["loss"] == loss
+
+
+# ------------------------------------------------------------------------------ artifacts
+def mlflow_artifacts(client: Any, run_id: str, tmp_path: Any) -> dict[str, bytes]:
+    """Every artifact file of a run, nested folders walked, as MLflow itself downloads it."""
+    found: dict[str, bytes] = {}
+    folders: list[str | None] = [None]
+    while folders:
+        for info in client.list_artifacts(run_id, folders.pop()):
+            if info.is_dir:
+                folders.append(info.path)
+            else:
+                target = tmp_path / "mlflow-download" / run_id
+                target.mkdir(parents=True, exist_ok=True)
+                local = client.download_artifacts(run_id, info.path, str(target))
+                with open(local, "rb") as handle:
+                    found[info.path] = handle.read()
+    return found
+
+
+def test_artifacts_are_copied_into_the_runs_files(store_url: str, mlflow_store: Any,
+                                                  tmp_path: Any) -> None:
+    uri, ids = mlflow_store
+    client = mlflow_client(uri)
+    ws = Workspace(store=store_url)
+    summary = convert(ws, uri, artifacts=True)
+    copied = 0
+    for run in all_mlflow_runs(client):
+        theirs = mlflow_artifacts(client, run.info.run_id, tmp_path)
+        mine = Run.get(ws, ours(run.info.run_id))
+        assert mine.get_file_names() == sorted(theirs)
+        for name, data in theirs.items():
+            assert mine.read_file(name) == data, name
+        imported = [e for e in mine.get_history() if e.kind == "Imported"]
+        assert imported[-1].payload["artifacts"] == sorted(theirs)
+        copied += len(theirs)
+    assert summary.artifacts == copied == len(SWEEP_ARTIFACTS) + 1
+    sweep = Run.get(ws, ours(ids["sweep"]))
+    assert sweep.read_file("plots/epoch/0/loss.png").startswith(b"\x89PNG")
+    sweep.download_files(prefix="model/", output_directory=str(tmp_path / "out"))
+    assert (tmp_path / "out/model/data/weights.bin").read_bytes() == SWEEP_ARTIFACTS[
+        "model/data/weights.bin"]
+    # The files came in the same write as the run's imported facts, before its Imported event.
+    kinds = [e.kind for e in sweep.get_history()]
+    assert kinds.index("Imported") > max(i for i, k in enumerate(kinds) if k == "FileUploaded")
+
+
+def test_without_the_flag_artifacts_are_listed_not_copied(store_url: str,
+                                                          mlflow_store: Any) -> None:
+    uri, ids = mlflow_store
+    ws = Workspace(store=store_url)
+    summary = convert(ws, uri)
+    assert summary.artifacts == 0
+    sweep = Run.get(ws, ours(ids["sweep"]))
+    assert sweep.get_file_names() == []
+    imported = next(e for e in sweep.get_history() if e.kind == "Imported")
+    assert imported.payload["artifacts"] == sorted(SWEEP_ARTIFACTS)
+
+
+def test_reimporting_artifacts_copies_nothing_and_turning_them_on_adds_only_files(
+        store_url: str, mlflow_store: Any) -> None:
+    uri, ids = mlflow_store
+    ws = Workspace(store=store_url)
+    app = ws.ledger.application
+    convert(ws, uri)
+    length = app.max_position()
+    # Artifacts on, on a store already imported: each run with artifacts gets its files and
+    # one Imported event; nothing else.
+    summary = convert(ws, uri, artifacts=True)
+    assert (summary.created, summary.updated, summary.metric_values) == (0, 2, 0)
+    added = [app.decode(n) for n in app.read_log(length, 1000)]
+    names = sorted(type(e).__name__ for e in added)
+    files = len(SWEEP_ARTIFACTS) + 1
+    assert names == sorted(["FileUploaded"] * files + ["Imported"] * 2)
+    # Again: nothing is downloaded or written.
+    length = app.max_position()
+    again = convert(ws, uri, artifacts=True)
+    assert (again.artifacts, again.updated, again.artifacts_differing) == (0, 0, 0)
+    assert app.max_position() == length
+    assert Run.get(ws, ours(ids["child-1"])).read_file("notes/readme.txt") == b"child one"
+
+
+def test_a_later_import_copies_new_artifacts_and_keeps_recorded_ones(
+        store_url: str, mlflow_store: Any) -> None:
+    uri, _ids = mlflow_store
+    client = mlflow_client(uri)
+    # A run of this test's own: the store's copies share the template's artifact folders.
+    alpha = client.get_experiment_by_name("alpha").experiment_id
+    run_id = client.create_run(alpha, start_time=T0 + 6000, run_name="arts").info.run_id
+    log_artifacts(client, run_id, {"a/b/one.txt": b"one", "two.txt": b"two"})
+    ws = Workspace(store=store_url)
+    first = convert(ws, uri, artifacts=True)
+    assert first.artifacts == len(SWEEP_ARTIFACTS) + 1 + 2
+    log_artifacts(client, run_id, {"a/b/c/three.txt": b"three", "two.txt": b"two, rewritten"})
+    app = ws.ledger.application
+    length = app.max_position()
+    second = convert(ws, uri, artifacts=True)
+    assert (second.artifacts, second.artifacts_differing, second.updated) == (1, 1, 1)
+    added = [app.decode(n) for n in app.read_log(length, 1000)]
+    assert sorted(type(e).__name__ for e in added) == ["FileUploaded", "Imported"]
+    run = Run.get(ws, ours(run_id))
+    assert run.get_file_names() == ["a/b/c/three.txt", "a/b/one.txt", "two.txt"]
+    assert run.read_file("a/b/c/three.txt") == b"three"
+    assert run.read_file("two.txt") == b"two"  # write-once: the recorded content stays
+
+
+def test_an_artifact_that_cannot_be_downloaded_writes_nothing_of_its_run(
+        store_url: str, mlflow_store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow.tracking import MlflowClient
+
+    uri, ids = mlflow_store
+    real = MlflowClient.download_artifacts
+
+    def failing(self: Any, run_id: str, path: str, dst_path: str | None = None) -> str:
+        if path == "model/data/weights.bin":
+            raise OSError("connection reset")
+        return str(real(self, run_id, path, dst_path))
+
+    monkeypatch.setattr(MlflowClient, "download_artifacts", failing)
+    ws = Workspace(store=store_url)
+    with pytest.raises(ImportSourceError, match=(
+            f"artifact 'model/data/weights.bin' of MLflow run '{ids['sweep']}'.*"
+            "connection reset")):
+        convert(ws, uri, "alpha", artifacts=True)
+    with pytest.raises(RunNotFoundError):
+        Run.get(ws, ours(ids["sweep"]))
+    monkeypatch.undo()
+    summary = convert(ws, uri, "alpha", artifacts=True)  # the next import completes it
+    assert Run.get(ws, ours(ids["sweep"])).get_file_names() == sorted(SWEEP_ARTIFACTS)
+    assert summary.artifacts == len(SWEEP_ARTIFACTS) + 1
+
+
+def test_an_artifact_store_that_cannot_be_listed(store_url: str, mlflow_store: Any,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow.tracking import MlflowClient
+
+    uri, ids = mlflow_store
+
+    def unreachable(self: Any, run_id: str, path: str | None = None) -> list[Any]:
+        raise OSError("no route to host")
+
+    monkeypatch.setattr(MlflowClient, "list_artifacts", unreachable)
+    ws = Workspace(store=store_url)
+    # Copying needs the artifacts: a clear error naming the run, and nothing of it written.
+    with pytest.raises(ImportSourceError, match=(
+            r"Cannot list the artifacts of MLflow run '[0-9a-f]+'.*no route to host")):
+        convert(ws, uri, "beta", artifacts=True)
+    assert ws.ledger.application.max_position() == 0
+    # Listing them only does not: the runs are imported, with no artifact listed.
+    summary = convert(ws, uri)
+    assert summary.created == 6
+    imported = next(e for e in Run.get(ws, ours(ids["sweep"])).get_history()
+                    if e.kind == "Imported")
+    assert imported.payload["artifacts"] == []
