@@ -490,8 +490,20 @@ def check_max_results(value: object) -> int | None:
     return value
 
 
+def refuse_with_as_of(filter: object, order_by: object, max_results: object) -> None:
+    """Refuse search arguments in a query as of a moment (``as_of=``), which folds each run's
+    events up to the moment and does not answer them.
+
+    Raises:
+        ValidationError: any of them is given.
+    """
+    if filter is not None or order_by is not None or max_results is not None:
+        raise ValidationError("filter, order_by and max_results are not supported with as_of "
+                              "(a query as of a moment)")
+
+
 __all__ = [
     "ATTRIBUTE", "ATTRIBUTES", "FIELDS", "METRIC", "PROPERTY", "TAG", "Comparison", "Key",
     "OrderKey", "SearchSyntaxError", "check_max_results", "parse_filter", "parse_order_by",
-    "tokenize",
+    "refuse_with_as_of", "tokenize",
 ]

@@ -13,6 +13,7 @@ from uuid import UUID
 from ledger.domain.errors import ExperimentNotFoundError, ValidationError
 from ledger.domain.experiment import ExperimentAggregate, check_experiment_name
 from ledger.domain.ids import experiment_stream_id
+from ledger.domain.search import refuse_with_as_of
 from ledger.domain.values import current_actor
 from ledger.sdk.details import iso_utc
 from ledger.sdk.run import Run
@@ -200,6 +201,7 @@ class Experiment:
                 bad ``filter`` or ``order_by`` (the message names the token and its position).
         """
         if as_of is not None:
+            refuse_with_as_of(filter, order_by, max_results)
             return Run.list(self, type=type, tags=tags, properties=properties,
                             include_children=include_children,
                             include_archived=include_archived, as_of=as_of)

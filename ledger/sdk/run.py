@@ -34,7 +34,7 @@ from ledger.domain.names import (
     SCRIPT_RUN_TYPE,
 )
 from ledger.domain.run import RunAggregate
-from ledger.domain.search import check_max_results
+from ledger.domain.search import check_max_results, refuse_with_as_of
 from ledger.domain.status import RunStatus
 from ledger.domain.text import safe_text, stringify
 from ledger.domain.values import (
@@ -259,9 +259,7 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
         index = experiment.workspace.ledger.index
         limit = check_max_results(max_results)
         if as_of is not None:
-            if filter is not None or order_by is not None or limit is not None:
-                raise ValidationError("filter, order_by and max_results are not supported "
-                                      "with as_of (a query as of a moment)")
+            refuse_with_as_of(filter, order_by, max_results)
             return find_runs_as_of(
                 experiment.workspace.ledger.application, index, as_of,
                 experiment_name=experiment.name, run_type=type, tags=tags,

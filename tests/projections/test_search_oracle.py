@@ -53,7 +53,7 @@ def populate(driver: Driver, rng: random.Random) -> list[str]:
                                display_name=rng.choice([None, "alpha", "Beta", "gamma run"]))
         if parent is None and experiment == EXPERIMENT:
             tops.append(run_id)
-        status = rng.choice(STATUSES + ["NotStarted"])
+        status = rng.choice([*STATUSES, "NotStarted"])
         if status != "NotStarted":
             driver.start(run_id)
         properties = {}
@@ -197,7 +197,7 @@ def random_comparison(rng: random.Random, runs: list[RunRow], facts: Facts) -> C
             chosen = tuple(rng.sample(STATUSES, 2))
             return (("attributes", "status", "last"), op, chosen,
                     "(" + ", ".join(quote(s) for s in chosen) + ")")
-        status = rng.choice(STATUSES + ["NotStarted"])
+        status = rng.choice([*STATUSES, "NotStarted"])
         return (("attributes", "status", "last"), op, status,
                 quote(rng.choice([status, status.lower(), status.upper()])))
     if kind == "run_id":
@@ -281,8 +281,8 @@ def test_filters_and_orderings_match_the_oracle(driver: Driver, index: RunIndex)
         and_word = rng.choice([" and ", " AND ", "  And "])
         filter_text = and_word.join(f"{key_text(k, rng)} {op} {text}"
                                     for k, op, _v, text in comparisons) or None
-        order_text = [key_text(k, rng) + rng.choice(([" DESC", " desc"] if d
-                                                     else ["", " ASC", " asc"]))
+        order_text = [key_text(k, rng) + rng.choice([" DESC", " desc"] if d
+                                                     else ["", " ASC", " asc"])
                       for k, d in order] or None
         want = expected(facts, runs, comparisons, order, limit)
         got = [r.run_id for r in index.find_runs(filter=filter_text, order_by=order_text,
