@@ -230,11 +230,20 @@ def ordered_pages(index: RunIndex, keys: Sequence[OrderKey], comparisons: Sequen
         # Walk (experiment, name, value, seq); the run's own experiment condition is implied
         # (a second one made PostgreSQL's prepared plan scan every run, see projections.index).
         assert conditions[0] == "r.experiment = ?"
+        # The filter's comparisons of the same value bound the index range too (so that
+        # "metrics.loss < 0.2" ordered DESC starts at 0.2, not at the highest loss).
+        bounds: list[str] = []
+        bound_params: list[Any] = []
+        for comparison in comparisons:
+            if comparison.key == key:
+                text, values = _compare("s.value", comparison, dialect)
+                bounds.append(text)
+                bound_params += values
         parts.append(_Part(
             "{p}rl_metric_last s CROSS JOIN {p}rl_runs r",
-            ["s.experiment = ?", "s.name = ?", "s.value IS NOT NULL", "r.seq = s.seq",
+            ["s.experiment = ?", "s.name = ?", "s.value IS NOT NULL", *bounds, "r.seq = s.seq",
              *conditions[1:]],
-            [experiment, key.name, *params[1:]],
+            [experiment, key.name, *bound_params, *params[1:]],
             ", ".join([f"s.value {direction}", *tail]), rest_params))
         missing = ("NOT EXISTS (SELECT 1 FROM {p}rl_metric_last s WHERE s.run_id = r.run_id "
                    "AND s.name = ? AND s.value IS NOT NULL AND s.seq = r.seq "
