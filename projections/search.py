@@ -11,9 +11,11 @@ An ordering is read in at most two parts: the runs that have a value for its fir
 ordering, then those without one (empty values come last whichever the direction), each part
 ordered by the remaining keys and then newest first. When the first key is a metric's last value
 and the query names an experiment, the first part walks the index
-``rl_metric_last (experiment, name, value, seq)``: its first page costs what the page holds, not
-what the experiment holds. When the filter itself requires that value (``metrics.loss < 0.2``
-ordered by ``metrics.loss``), the second part is known to be empty and is not read.
+``rl_metric_last (experiment, name, value, seq DESC)`` (ascending) or
+``rl_metric_last (experiment, name, value, seq)`` backwards (descending): its first page costs
+what the page holds, not what the experiment holds. The filter's comparisons of that value bound
+the index range, and when the filter requires the value (``metrics.loss < 0.2`` ordered by
+``metrics.loss``) the second part is known to be empty and is not read.
 
 Semantics shared by both stores: text compares and sorts by code point (``COLLATE "C"`` on
 PostgreSQL, SQLite's binary collation); ``LIKE`` is case-sensitive (SQLite's ``LIKE`` is not, so
@@ -244,7 +246,8 @@ def ordered_pages(index: RunIndex, keys: Sequence[OrderKey], comparisons: Sequen
             ["s.experiment = ?", "s.name = ?", "s.value IS NOT NULL", *bounds, "r.seq = s.seq",
              *conditions[1:]],
             [experiment, key.name, *bound_params, *params[1:]],
-            ", ".join([f"s.value {direction}", *tail]), rest_params))
+            # s.seq (not r.seq): the planners then see the order of the index they walk.
+            ", ".join([f"s.value {direction}", *rest_terms, "s.seq DESC"]), rest_params))
         missing = ("NOT EXISTS (SELECT 1 FROM {p}rl_metric_last s WHERE s.run_id = r.run_id "
                    "AND s.name = ? AND s.value IS NOT NULL AND s.seq = r.seq "
                    "AND s.experiment = r.experiment)")
@@ -291,12 +294,13 @@ def _part_pages(index: RunIndex, part: _Part, remaining: int | None,
     with store_errors("Querying runs"), index._read() as cursor:
         cursor.execute(sql(f"SELECT {_RUN_SELECT} {select} LIMIT ?"),
                        [*part.params, *part.order_params, size])
-        raw = [row for row in cursor.fetchall() if row[-1] not in seen]
+        fetched = cursor.fetchall()
+        raw = [row for row in fetched if row[-1] not in seen]
         rows = index._with_pairs(cursor, raw)
     seen.update(row[-1] for row in raw)
     if rows:
         yield rows
-    if len(raw) < size or (remaining is not None and remaining <= len(rows)):
+    if len(fetched) < size or (remaining is not None and remaining <= len(rows)):
         return
     left = _NO_LIMIT if remaining is None else remaining - len(rows)
     with store_errors("Querying runs"), index._read() as cursor:
