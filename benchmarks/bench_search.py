@@ -24,9 +24,10 @@ fresh workspace on the same store times (median of 20, after one warm-up):
 
 Each result is checked against the expected runs (computed from the schedule). The statements
 the first query executes are recorded and their query plans printed (SQLite ``EXPLAIN QUERY
-PLAN``, PostgreSQL ``EXPLAIN``), so the index use is shown, not assumed. Prints one JSON object;
-unless ``--no-write`` it rewrites the block between ``<!-- search:begin -->`` and
-``<!-- search:end -->`` of ``benchmarks/RESULTS.md``.
+PLAN``, PostgreSQL ``EXPLAIN``), so the index use is shown, not assumed. On PostgreSQL the
+tables are ``ANALYZE``d after the bulk load (autovacuum would, a while later). Prints one JSON
+object; unless ``--no-write`` it rewrites the block between ``<!-- search:begin -->`` and
+``<!-- search:end -->`` of ``benchmarks/RESULTS.md`` (``search-postgresql:`` on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -252,12 +253,17 @@ def block(result: dict[str, Any], command: str) -> str:
     return "\n".join(lines)
 
 
-def write_block(text: str) -> None:
+def write_block(text: str, store: str) -> None:
+    begin, end = BEGIN, END
+    if store != "SQLite":  # one block per store
+        begin, end = (m.replace("search:", f"search-{store.lower()}:") for m in (BEGIN, END))
     content = RESULTS_MD.read_text(encoding="utf-8")
     if BEGIN not in content:
         content = content.rstrip() + f"\n\n## Search at scale\n\n{BEGIN}\n{END}\n"
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
-    content = pattern.sub(lambda _m: f"{BEGIN}\n{text}\n{END}", content, count=1)
+    if begin not in content:
+        content = content.replace(END, f"{END}\n\n{begin}\n{end}", 1)
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    content = pattern.sub(lambda _m: f"{begin}\n{text}\n{end}", content, count=1)
     RESULTS_MD.write_text(content, encoding="utf-8")
     log(f"updated {RESULTS_MD}")
 
@@ -292,8 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(result, indent=1))
     if not args.no_write:
         command = "python -m benchmarks.bench_search" + (
-            f" --runs {args.runs}" if args.runs != 100_000 else "")
-        write_block(block(result, command))
+            f" --runs {args.runs}" if args.runs != 100_000 else "") + (
+            " --store postgresql://...?schema=NEW" if args.store else "")
+        write_block(block(result, command), str(result["store"]))
     return 0
 
 

@@ -313,7 +313,7 @@ class RunIndex:
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
             raise ValidationError(f"limit must be an int, not {type(limit).__name__}")
         search = parse_search(filter), parse_order_by(order_by)
-        check_search(*search, recursive=parent_run_id is not None and recursive)
+        check_search(search[1], recursive=parent_run_id is not None and recursive)
         return self._find_runs(experiment_name, parent_run_id, recursive, run_type, filters,
                                status, include_children, limit, bool(include_archived), search)
 

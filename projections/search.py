@@ -321,14 +321,16 @@ def _part_pages(index: RunIndex, part: _Part, remaining: int | None,
             yield rows
 
 
-def check_search(comparisons: Sequence[Comparison], keys: Sequence[OrderKey],
-                 recursive: bool) -> None:
+def check_search(keys: Sequence[OrderKey], recursive: bool) -> None:
     """Refuse the combinations the index does not answer.
+
+    Args:
+        keys: the parsed ordering.
+        recursive: whether the query reads every descendant of a run.
 
     Raises:
         ValidationError: an ordering of every descendant of a run (``recursive``).
     """
-    del comparisons
     if keys and recursive:
         raise ValidationError("order_by is not supported with recursive=True (every "
                               "descendant of a run); order the direct children, or sort them")
