@@ -20,6 +20,7 @@ import pytest
 from projection_oracle import Driver, Oracle
 
 import projections.search as search_module
+from ledger.domain.errors import ValidationError
 from ledger.domain.search import SearchSyntaxError
 from projections.index import RunIndex
 from projections.projection import to_micros
@@ -260,13 +261,19 @@ def test_filters_and_orderings_match_the_oracle(driver: Driver, index: RunIndex)
     everything = list(facts.oracle.runs.values())
     checked = 0
     nonempty = 0
+    kwargs: dict[str, Any]
     for case in range(CASES):
-        scope = rng.choice(["top", "top", "children", "parent"])
+        scope = rng.choice(["top", "top", "children", "parent", "descendants"])
         include_archived = rng.random() < 0.3
-        if scope == "parent":
+        if scope == "descendants":  # filters only: an ordering of descendants is refused
+            parent = rng.choice(tops)
+            wanted = set(facts.oracle.descendant_ids(parent))
+            runs = [r for r in everything if r.run_id in wanted]
+            kwargs = {"parent_run_id": parent, "recursive": True}
+        elif scope == "parent":
             parent = rng.choice(tops)
             runs = [r for r in everything if r.parent_run_id == parent]
-            kwargs: dict[str, Any] = {"parent_run_id": parent}
+            kwargs = {"parent_run_id": parent}
         else:
             runs = [r for r in everything if r.experiment_name == EXPERIMENT
                     and (scope == "children" or r.parent_run_id is None)]
@@ -276,7 +283,7 @@ def test_filters_and_orderings_match_the_oracle(driver: Driver, index: RunIndex)
         comparisons = [random_comparison(rng, runs or everything, facts)
                        for _ in range(rng.choice([0, 1, 1, 2, 3]))]
         order = [(rng.choice(ORDER_KEYS), rng.random() < 0.5)
-                 for _ in range(rng.choice([0, 1, 1, 2]))]
+                 for _ in range(rng.choice([0, 1, 1, 2]) if scope != "descendants" else 0)]
         limit = rng.choice([None, None, 1, 2, 5, 9])
         and_word = rng.choice([" and ", " AND ", "  And "])
         filter_text = and_word.join(f"{key_text(k, rng)} {op} {text}"
@@ -292,7 +299,7 @@ def test_filters_and_orderings_match_the_oracle(driver: Driver, index: RunIndex)
         checked += 1
         nonempty += bool(want)
     # The draw must exercise real selections, not empty answers only.
-    assert checked == CASES and nonempty > CASES // 2
+    assert checked == CASES and nonempty > CASES // 3
 
 
 def test_metric_order_reads_runs_without_a_value_last(driver: Driver, index: RunIndex) -> None:
@@ -340,3 +347,14 @@ def test_a_bad_ordering_names_its_token(index: RunIndex) -> None:
     with pytest.raises(SearchSyntaxError, match=r"order_by\[1\] at position 13 \('UP'\)"):
         index.find_runs(experiment_name=EXPERIMENT,
                         order_by=["metrics.loss", "metrics.loss UP"])
+
+
+def test_an_ordering_of_every_descendant_is_refused(driver: Driver, index: RunIndex) -> None:
+    driver.experiment(EXPERIMENT)
+    parent = driver.create(EXPERIMENT)
+    index.catch_up()
+    with pytest.raises(ValidationError, match="recursive"):
+        index.find_runs(parent_run_id=parent, recursive=True, order_by=["metrics.loss"])
+    # Filters are fine there: the conditions are the same on every path.
+    assert list(index.find_runs(parent_run_id=parent, recursive=True,
+                                filter="metrics.loss < 1")) == []
