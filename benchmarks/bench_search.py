@@ -166,7 +166,8 @@ def plans(index: Any, statements: list[tuple[str, list[Any]]]) -> list[dict[str,
             prefix = "EXPLAIN QUERY PLAN " if kind == "sqlite" else "EXPLAIN "
             cursor.execute(prefix + sql, params)
             rows = cursor.fetchall()
-            lines = [str(row[-1]) if kind == "sqlite" else str(row[0]) for row in rows]
+            lines = [re.sub(r"'\{[^}]{40,}\}'", "'{...}'", str(row[-1]) if kind == "sqlite"
+                            else str(row[0])) for row in rows]
             out.append({"sql": shown_sql(sql), "plan": lines})
     return out
 
@@ -228,7 +229,10 @@ def block(result: dict[str, Any], command: str) -> str:
         "",
         f"{result['build']['runs']:,} runs built in {result['build']['build_s']} s "
         f"({result['build']['runs_per_s']:,} runs/s), index caught up in "
-        f"{result['build']['index_catch_up_s']} s; `{FILTER}` matches {m['matches']:,} runs.",
+        f"{result['build']['index_catch_up_s']} s; `{FILTER}` matches {m['matches']:,} runs."
+        if isinstance(result["build"]["build_s"], float) else
+        f"{result['build']['runs']:,} runs built earlier by the same script; `{FILTER}` "
+        f"matches {m['matches']:,} runs.",
         "",
         "| query (first 100 rows) | median ms |",
         "|---|---|",
@@ -273,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--store", help="a store URL (default: a fresh SQLite file)")
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
+    parser.add_argument("--existing", action="store_true",
+                        help="measure the store of --store as this script built it earlier "
+                             "(same --runs), without building it again")
     parser.add_argument("--measure", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure:  # the measuring subprocess: a fresh process opens the built store
@@ -280,9 +287,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory() as folder:
         url = args.store or f"sqlite:///{folder}/search.db"
-        log(f"building {args.runs} runs in {url}")
-        built = build(url, args.runs, os.path.join(folder, "outputs"))
-        log(f"built: {built}")
+        if args.existing:
+            if not args.store:
+                parser.error("--existing needs --store")
+            built = {"runs": args.runs, "build_s": "-", "runs_per_s": "-",
+                     "index_catch_up_s": "- (built earlier)"}
+        else:
+            log(f"building {args.runs} runs in {url}")
+            built = build(url, args.runs, os.path.join(folder, "outputs"))
+            log(f"built: {built}")
         measuring = subprocess.run(
             [sys.executable, "-m", "benchmarks.bench_search", "--runs", str(args.runs),
              "--measure", url], capture_output=True, text=True, check=False,
@@ -299,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_write:
         command = "python -m benchmarks.bench_search" + (
             f" --runs {args.runs}" if args.runs != 100_000 else "") + (
-            " --store postgresql://...?schema=NEW" if args.store else "")
+            " --store postgresql://...?schema=NEW" if args.store else "") + (
+            " --existing" if args.existing else "")
         write_block(block(result, command), str(result["store"]))
     return 0
 

@@ -341,7 +341,7 @@ class RunIndex:
         if not include_archived:
             conditions.append("r.archived = 0")
         comparisons, order_keys = search
-        if comparisons:
+        if comparisons and not order_keys:  # (an ordered query adds them itself)
             search_conditions, search_params = filter_conditions(comparisons, self._dialect)
             conditions += search_conditions
             params += search_params

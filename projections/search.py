@@ -211,14 +211,15 @@ def ordered_pages(index: RunIndex, keys: Sequence[OrderKey], comparisons: Sequen
         keys: the ordering, most significant first (at least one).
         comparisons: the parsed filter (to know whether it requires the first key's value).
         experiment: the query's experiment, if it names one (the first key's index walks it).
-        conditions: every condition on ``r`` (experiment first when it names one), filters
-            included.
+        conditions: every condition on ``r`` (experiment first when it names one), but the
+            filter's.
         params: their parameters.
 
     Returns:
         A function of the rows still wanted (``None``: all) yielding pages of runs in order.
     """
     dialect = index._dialect
+    filtered, filter_params = filter_conditions(comparisons, dialect)
     first = keys[0]
     rest_terms, rest_params = _order_terms(keys[1:], dialect)
     tail = [*rest_terms, "r.seq DESC"]
@@ -234,6 +235,8 @@ def ordered_pages(index: RunIndex, keys: Sequence[OrderKey], comparisons: Sequen
         assert conditions[0] == "r.experiment = ?"
         # The filter's comparisons of the same value bound the index range too (so that
         # "metrics.loss < 0.2" ordered DESC starts at 0.2, not at the highest loss).
+        # They replace their EXISTS: PostgreSQL misjudged the redundant one and hash-joined
+        # every run instead of walking the index (21 ms instead of 2 at 20,000 runs).
         bounds: list[str] = []
         bound_params: list[Any] = []
         for comparison in comparisons:
@@ -241,11 +244,13 @@ def ordered_pages(index: RunIndex, keys: Sequence[OrderKey], comparisons: Sequen
                 text, values = _compare("s.value", comparison, dialect)
                 bounds.append(text)
                 bound_params += values
+        others, other_params = filter_conditions(
+            [c for c in comparisons if c.key != key], dialect)
         parts.append(_Part(
             "{p}rl_metric_last s CROSS JOIN {p}rl_runs r",
             ["s.experiment = ?", "s.name = ?", "s.value IS NOT NULL", *bounds, "r.seq = s.seq",
-             *conditions[1:]],
-            [experiment, key.name, *bound_params, *params[1:]],
+             *conditions[1:], *others],
+            [experiment, key.name, *bound_params, *params[1:], *other_params],
             # s.seq (not r.seq): the planners then see the order of the index they walk.
             ", ".join([f"s.value {direction}", *rest_terms, "s.seq DESC"]), rest_params))
         missing = ("NOT EXISTS (SELECT 1 FROM {p}rl_metric_last s WHERE s.run_id = r.run_id "
@@ -253,19 +258,21 @@ def ordered_pages(index: RunIndex, keys: Sequence[OrderKey], comparisons: Sequen
                    "AND s.experiment = r.experiment)")
         missing_params: list[Any] = [key.name]
     elif nullable:
-        parts.append(_Part("{p}rl_runs r", [*conditions, f"{expression} IS NOT NULL"],
-                           [*params, *values], ", ".join([f"{shown} {direction}", *tail]),
-                           [*values, *rest_params]))
+        parts.append(_Part("{p}rl_runs r",
+                           [*conditions, *filtered, f"{expression} IS NOT NULL"],
+                           [*params, *filter_params, *values],
+                           ", ".join([f"{shown} {direction}", *tail]), [*values, *rest_params]))
         missing, missing_params = f"{expression} IS NULL", values
     else:
-        parts.append(_Part("{p}rl_runs r", list(conditions), list(params),
+        parts.append(_Part("{p}rl_runs r", [*conditions, *filtered], [*params, *filter_params],
                            ", ".join([f"{shown} {direction}", *tail]),
                            [*values, *rest_params]))
     # Runs without a value for the first key, unless the filter requires one.
     required = any(c.key == key for c in comparisons)
     if nullable and not required:
-        parts.append(_Part("{p}rl_runs r", [*conditions, missing], [*params, *missing_params],
-                           ", ".join(tail), rest_params))
+        parts.append(_Part("{p}rl_runs r", [*conditions, *filtered, missing],
+                           [*params, *filter_params, *missing_params], ", ".join(tail),
+                           rest_params))
 
     def pages(remaining: int | None) -> Iterator[list[RunRow]]:
         seen: set[int] = set()
