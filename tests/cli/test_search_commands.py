@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import Invoke, stdout_json
-
 from ledger import Experiment, Workspace
+from tests.cli.conftest import Invoke, stdout_json
 
 
 def make_runs(workspace: Workspace) -> list[str]:
