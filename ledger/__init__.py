@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         StoreError,
         ValidationError,
     )
+    from ledger.domain.search import SearchSyntaxError
     from ledger.domain.status import RunStatus
     from ledger.sdk.compute import ComputeTarget
     from ledger.sdk.environment import Environment, RunConfiguration
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from ledger.sdk.history import HistoryEntry
     from ledger.sdk.run import Run
     from ledger.sdk.script import ScriptRun, ScriptRunConfig
+    from ledger.sdk.search import to_dataframe
     from ledger.sdk.workspace import Workspace
 
 _ERRORS = "ledger.domain.errors"
@@ -64,6 +66,8 @@ _LAZY = {
     "ScriptRun": "ledger.sdk.script",
     "ScriptRunConfig": "ledger.sdk.script",
     "Workspace": "ledger.sdk.workspace",
+    "SearchSyntaxError": "ledger.domain.search",
+    "to_dataframe": "ledger.sdk.search",
 }
 
 __all__ = [
@@ -86,12 +90,14 @@ __all__ = [
     "RunStatus",
     "ScriptRun",
     "ScriptRunConfig",
+    "SearchSyntaxError",
     "StoreConfigError",
     "StoreError",
     "ValidationError",
     "ViewType",
     "Workspace",
     "__version__",
+    "to_dataframe",
 ]
 
 

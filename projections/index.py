@@ -25,6 +25,8 @@ from typing import Any
 from ledger.application import LedgerApplication
 from ledger.domain.errors import ValidationError
 from ledger.domain.ids import run_stream_id
+from ledger.domain.search import Comparison, OrderKey, parse_order_by
+from ledger.domain.search import parse_filter as parse_search
 from ledger.persistence.errors import store_errors
 from projections.dialect import DbCursor
 from projections.metrics import decode_last
@@ -38,6 +40,7 @@ from projections.read_models import (
     RunRow,
 )
 from projections.registry import PROJECTIONS
+from projections.search import check_search, filter_conditions, ordered_pages
 
 logger = logging.getLogger("runledger")
 
@@ -267,8 +270,9 @@ class RunIndex:
                   run_type: str | None = None, tags: str | Mapping[str, Any] | None = None,
                   properties: str | Mapping[str, Any] | None = None, status: str | None = None,
                   include_children: bool = False, limit: int | None = None,
-                  include_archived: bool = False) -> Iterator[RunRow]:
-        """Find runs, newest first (descending creation order in the log).
+                  include_archived: bool = False, filter: str | None = None,
+                  order_by: str | Sequence[str] | None = None) -> Iterator[RunRow]:
+        """Find runs, newest first (descending creation order in the log) unless ``order_by``.
 
         Arguments are validated when this is called; rows are read a page at a time as the
         generator is consumed, each page in its own read transaction.
@@ -287,13 +291,18 @@ class RunIndex:
                 default only top-level runs).
             limit: at most this many runs.
             include_archived: also archived runs (by default they are left out).
+            filter: comparisons in MLflow's search grammar (``ledger.domain.search``), all of
+                which must hold, for example ``"metrics.loss < 0.2 and params.lr = '0.01'"``.
+            order_by: ``["metrics.loss ASC", "attributes.start_time DESC"]``: runs in this
+                order (empty values last), ties newest first (see ``projections.search``).
 
         Returns:
             A generator of runs, with properties and tags.
 
         Raises:
             ValidationError: ``tags`` or ``properties`` is neither a string nor a dict, or
-                another argument has the wrong type.
+                another argument has the wrong type; a bad ``filter`` or ``order_by``
+                (``SearchSyntaxError``, naming the token and its position).
             StoreError: the store failed (when iterating).
         """
         filters = parse_filter(tags, "tags") + parse_filter(properties, "properties")
@@ -303,13 +312,17 @@ class RunIndex:
         status = _text_argument(status, "status")
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
             raise ValidationError(f"limit must be an int, not {type(limit).__name__}")
+        search = parse_search(filter), parse_order_by(order_by)
+        check_search(search[1], recursive=parent_run_id is not None and recursive)
         return self._find_runs(experiment_name, parent_run_id, recursive, run_type, filters,
-                               status, include_children, limit, bool(include_archived))
+                               status, include_children, limit, bool(include_archived), search)
 
     def _find_runs(self, experiment: str | None, parent: str | None, recursive: bool,
                    run_type: str | None, filters: list[_Filter], status: str | None,
                    include_children: bool, limit: int | None,
-                   include_archived: bool) -> Iterator[RunRow]:
+                   include_archived: bool,
+                   search: tuple[tuple[Comparison, ...], tuple[OrderKey, ...]] = ((), ()),
+                   ) -> Iterator[RunRow]:
         if limit is not None and limit <= 0:
             return
         remaining = limit
@@ -327,8 +340,23 @@ class RunIndex:
             params.append(run_type)
         if not include_archived:
             conditions.append("r.archived = 0")
+        comparisons, order_keys = search
+        if comparisons and not order_keys:  # (an ordered query adds them itself)
+            search_conditions, search_params = filter_conditions(comparisons, self._dialect)
+            conditions += search_conditions
+            params += search_params
 
-        if parent is not None and recursive:
+        if order_keys:
+            if parent is not None:
+                conditions.insert(0, "r.parent_run_id = ?")
+                params.insert(0, parent)
+            elif experiment is not None and not include_children:
+                conditions.insert(1, "r.parent_run_id IS NULL")
+            exists, exists_params = self._exists(filters)
+            for_page = ordered_pages(self, order_keys, comparisons,
+                                     experiment if parent is None else None,
+                                     conditions + exists, params + exists_params)
+        elif parent is not None and recursive:
             for_page = self._pages_of_descendants(parent, filters, conditions, params)
         else:
             source = "{p}rl_runs r"

@@ -137,18 +137,38 @@ def _newest_first_key(details: Mapping[str, Any]) -> datetime:
 def list_runs(workspace: Workspace, *, experiment_name: str | None,
               parent_run_id: str | None, include_children: bool, status: str | None,
               tags: list[tuple[str, str | None]], properties: list[tuple[str, str | None]],
-              last: int | None, include_archived: bool = False) -> list[dict[str, Any]]:
+              last: int | None, include_archived: bool = False, search: str | None = None,
+              order_by: list[str] | None = None) -> list[dict[str, Any]]:
     """The details of the runs ``run list`` selects, newest first (latest created first; the
-    runs of several experiments are merged by creation time).
+    runs of several experiments are merged by creation time), or in ``order_by``'s order.
+
+    ``search`` and ``order_by`` are ``get_runs(filter=, order_by=)``'s; the caller checks that
+    ``order_by`` comes with an experiment and neither with a parent run.
 
     Raises:
         ExperimentNotFoundError: the experiment does not exist.
         RunNotFoundError: the parent run does not exist (in the experiment).
-        ValidationError: a filter key given twice.
+        ValidationError: a filter key given twice; a bad search filter or ordering.
     """
     tag_filter, tag_keys = split_filter(tags, "--tags")
     property_filter, property_keys = split_filter(properties, "--properties")
     runs: Iterator[Run]
+    if search is not None or order_by:
+        # The keys --tags/--properties require are checked after the query, so the limit is
+        # applied here only when there are none.
+        limit = last if not (tag_keys or property_keys) else None
+        experiments = ([existing_experiment(workspace, experiment_name)]
+                       if experiment_name is not None else Experiment.list(workspace))
+        per_experiment = [
+            (listed_details(r) for r in Run.list(
+                e, tags=tag_filter, properties=property_filter, status=status,
+                include_children=include_children, include_archived=include_archived,
+                filter=search, order_by=order_by or None, max_results=limit))
+            for e in experiments]
+        if len(per_experiment) == 1:
+            return _select(per_experiment[0], tag_keys, property_keys, last)
+        return _select(heapq.merge(*per_experiment, key=_newest_first_key, reverse=True),
+                       tag_keys, property_keys, last)
     if parent_run_id is not None:
         parent = get_run(workspace, parent_run_id, experiment_name)
         runs = parent.get_children(recursive=include_children, tags=tag_filter,

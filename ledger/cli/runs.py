@@ -51,6 +51,15 @@ def show_result(data: Any) -> None:
 @click.option("--properties", "properties", multiple=True, type=KeyValue(),
               metavar="KEY[=VALUE]",
               help="Only runs with this property: KEY=VALUE or KEY. Repeatable.")
+@click.option("--filter", "search", metavar="FILTER",
+              help="Only runs for which FILTER holds, in MLflow's search grammar: comparisons "
+                   "joined by AND, for example \"metrics.loss < 0.2 and params.lr = '0.01' and "
+                   "attributes.status = 'Completed'\" (see docs/search.md). Applied before "
+                   "--last.")
+@click.option("--order-by", "order_by", multiple=True, metavar="KEY [ASC|DESC]",
+              help="Order the runs by KEY instead of newest first, for example "
+                   "'metrics.loss ASC' (empty values last). Repeatable: the first is the most "
+                   "significant. Needs --experiment-name.")
 @click.option("--include-children", is_flag=True,
               help="Also list child runs (by default only top-level runs, or only the direct "
                    "children with --parent-run-id).")
@@ -67,7 +76,8 @@ def list_runs(experiment_name: str | None, parent_run_id: str | None, last: int,
               status: str | None, tags: tuple[tuple[str, str | None], ...],
               properties: tuple[tuple[str, str | None], ...], include_children: bool,
               minimal: bool, include_archived: bool, as_of: When | None, az_keys: bool,
-              query_argument: str | None) -> None:
+              query_argument: str | None, search: str | None = None,
+              order_by: tuple[str, ...] = ()) -> None:
     """List runs, newest first, as run details (the keys of `run show`).
 
     QUERY is a JMESPath expression, as with --query (the seed document writes it without
@@ -80,14 +90,23 @@ def list_runs(experiment_name: str | None, parent_run_id: str | None, last: int,
         if options.query is not None:
             raise click.UsageError("Give the JMESPath query once: as QUERY or with --query.")
         options.query = query_argument
+    if search is not None or order_by:
+        if parent_run_id is not None or as_of is not None:
+            raise click.UsageError("--filter and --order-by do not combine with "
+                                   "--parent-run-id or --as-of.")
+        if order_by and experiment_name is None:
+            raise click.UsageError("--order-by needs --experiment-name.")
     workspace = access.open_workspace()
     canonical_status = next((s for s in STATUSES if status and s.lower() == status.lower()),
                             None)
     lister = access.list_runs if as_of is None else partial(list_runs_as_of, when=as_of)
+    searched: dict[str, Any] = {}
+    if search is not None or order_by:
+        searched = {"search": search, "order_by": list(order_by)}
     runs = lister(workspace, experiment_name=experiment_name,
                   parent_run_id=parent_run_id, include_children=include_children,
                   status=canonical_status, tags=list(tags), properties=list(properties),
-                  last=last or None, include_archived=include_archived)
+                  last=last or None, include_archived=include_archived, **searched)
     if minimal:
         runs = [access.minimal(r) for r in runs]
     show_result([az_record(r) for r in runs] if az_keys else runs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
@@ -13,6 +13,7 @@ from uuid import UUID
 from ledger.domain.errors import ExperimentNotFoundError, ValidationError
 from ledger.domain.experiment import ExperimentAggregate, check_experiment_name
 from ledger.domain.ids import experiment_stream_id
+from ledger.domain.search import refuse_with_as_of
 from ledger.domain.values import current_actor
 from ledger.sdk.details import iso_utc
 from ledger.sdk.run import Run
@@ -163,7 +164,9 @@ class Experiment:
                  tags: str | Mapping[str, Any] | None = None,
                  properties: str | Mapping[str, Any] | None = None,
                  include_children: bool = False, *, include_archived: bool = False,
-                 as_of: None = None) -> Iterator[Run]: ...
+                 as_of: None = None, filter: str | None = None,
+                 order_by: str | Sequence[str] | None = None,
+                 max_results: int | None = None) -> Iterator[Run]: ...
 
     @overload
     def get_runs(self, type: str | None = None,
@@ -176,7 +179,9 @@ class Experiment:
                  tags: str | Mapping[str, Any] | None = None,
                  properties: str | Mapping[str, Any] | None = None,
                  include_children: bool = False, *, include_archived: bool = False,
-                 as_of: datetime | int | None = None) -> Iterator[Run] | Iterator[RunAsOf]:
+                 as_of: datetime | int | None = None, filter: str | None = None,
+                 order_by: str | Sequence[str] | None = None,
+                 max_results: int | None = None) -> Iterator[Run] | Iterator[RunAsOf]:
         """Yield the experiment's runs, newest first (top-level runs unless
         ``include_children``; archived runs only with ``include_archived``).
 
@@ -186,15 +191,40 @@ class Experiment:
         would have been then, yielding read-only views of the runs as they were
         (``ledger.audit.timeline.RunAsOf``).
 
+        ``filter``, ``order_by`` and ``max_results`` take MLflow's search grammar (see
+        ``Run.list`` and ``docs/search.md``), for example
+        ``get_runs(filter="metrics.loss < 0.2 and params.lr = '0.01'",
+        order_by=["metrics.loss ASC"], max_results=10)``.
+
         Raises:
-            ValidationError: a filter of the wrong type (a list, say), or a bad ``as_of``.
+            ValidationError: a filter of the wrong type (a list, say), or a bad ``as_of``; a
+                bad ``filter`` or ``order_by`` (the message names the token and its position).
         """
         if as_of is not None:
+            refuse_with_as_of(filter, order_by, max_results)
             return Run.list(self, type=type, tags=tags, properties=properties,
                             include_children=include_children,
                             include_archived=include_archived, as_of=as_of)
         return Run.list(self, type=type, tags=tags, properties=properties,
-                        include_children=include_children, include_archived=include_archived)
+                        include_children=include_children, include_archived=include_archived,
+                        filter=filter, order_by=order_by, max_results=max_results)
+
+    def best_run(self, metric: str, mode: str = "min", *, field: str = "last",
+                 filter: str | None = None, include_children: bool = False) -> Run | None:
+        """Return the run with the lowest (``mode="min"``) or highest (``"max"``) value of a
+        metric: its last value, or with ``field="min"``/``"max"`` its minimum/maximum (see
+        ``ledger.sdk.search.best_run``).
+
+        Returns:
+            The run, or ``None`` when no run has a numeric value of the metric.
+
+        Raises:
+            ValidationError: a bad mode, field, metric name or filter.
+        """
+        from ledger.sdk.search import best_run
+
+        return best_run(self, metric, mode, field=field, filter=filter,
+                        include_children=include_children)
 
     @staticmethod
     def list(workspace: Workspace, experiment_name: str | None = None,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import builtins
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
@@ -34,6 +34,7 @@ from ledger.domain.names import (
     SCRIPT_RUN_TYPE,
 )
 from ledger.domain.run import RunAggregate
+from ledger.domain.search import check_max_results, refuse_with_as_of
 from ledger.domain.status import RunStatus
 from ledger.domain.text import safe_text, stringify
 from ledger.domain.values import (
@@ -212,7 +213,9 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
              properties: str | Mapping[str, Any] | None = None,
              status: str | None = None, include_children: bool = False,
              _rehydrate_runs: bool = True, *, include_archived: bool = False,
-             as_of: None = None) -> Iterator[Run]: ...
+             as_of: None = None, filter: str | None = None,
+             order_by: str | Sequence[str] | None = None,
+             max_results: int | None = None) -> Iterator[Run]: ...
 
     @overload
     @classmethod
@@ -229,7 +232,9 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
              properties: str | Mapping[str, Any] | None = None,
              status: str | None = None, include_children: bool = False,
              _rehydrate_runs: bool = True, *, include_archived: bool = False,
-             as_of: datetime | int | None = None) -> Iterator[Run] | Iterator[RunAsOf]:
+             as_of: datetime | int | None = None, filter: str | None = None,
+             order_by: str | Sequence[str] | None = None,
+             max_results: int | None = None) -> Iterator[Run] | Iterator[RunAsOf]:
         """Yield the runs of an experiment, newest first, filtered by type, tags, properties and
         status.
 
@@ -239,11 +244,22 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
         or an aware datetime, see ``ledger.audit.timeline``), the query is answered as it would
         have been then, and yields read-only views (``RunAsOf``) of the runs as they were.
 
+        ``filter``, ``order_by`` and ``max_results`` are MLflow's search arguments (see
+        ``docs/search.md`` and ``ledger.domain.search``): ``filter="metrics.loss < 0.2 and
+        params.lr = '0.01'"`` (all comparisons must hold; a metric compares on its last value,
+        ``metrics.min.loss``/``metrics.max.loss`` on its minimum/maximum),
+        ``order_by=["metrics.loss ASC", "attributes.start_time DESC"]`` (empty values last,
+        ties newest first), ``max_results=10``.
+
         Raises:
-            ValidationError: a filter of the wrong type (a list, say), or a bad ``as_of``.
+            ValidationError: a filter of the wrong type (a list, say), or a bad ``as_of``; a bad
+                ``filter`` or ``order_by`` (``SearchSyntaxError``: the message names the token
+                and its position); ``filter``/``order_by``/``max_results`` with ``as_of``.
         """
         index = experiment.workspace.ledger.index
+        limit = check_max_results(max_results)
         if as_of is not None:
+            refuse_with_as_of(filter, order_by, max_results)
             return find_runs_as_of(
                 experiment.workspace.ledger.application, index, as_of,
                 experiment_name=experiment.name, run_type=type, tags=tags,
@@ -252,7 +268,8 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
         rows = index.find_runs(experiment_name=experiment.name, run_type=type, tags=tags,
                                properties=properties, status=status,
                                include_children=include_children,
-                               include_archived=include_archived)
+                               include_archived=include_archived, filter=filter,
+                               order_by=order_by, limit=limit)
         return (Run._from_row(experiment, row) for row in rows)
 
     @classmethod
