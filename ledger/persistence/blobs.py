@@ -9,7 +9,7 @@ Two tables sit next to eventsourcing's, both append-only (rows are inserted, nev
 
 Writing streams: :meth:`BlobStore.write` reads the source one chunk at a time (memory stays
 flat for a file of many GB), hashing as it goes, and commits every :data:`CHUNKS_PER_COMMIT`
-chunks (in a writer thread, while the next batch is read and hashed), then the manifest. Nothing refers to a content until the caller appends the event that
+chunks, then the manifest. Nothing refers to a content until the caller appends the event that
 names it (``FileUploaded``), after ``write`` returned: a process killed during an upload leaves at
 most chunks nobody refers to, never a half-visible file. Identical content uploaded twice (by any
 run) is stored once: the second write inserts nothing new.
@@ -24,7 +24,6 @@ import hashlib
 import os
 import threading
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any
 
 import attrs
@@ -147,37 +146,20 @@ class BlobStore:
         size = 0
         digests: list[bytes] = []
         pending: list[tuple[str, bytes]] = []
-        # Reading and hashing the next batch overlaps with storing the previous one in a
-        # writer thread (SQLite, psycopg and hashlib release the GIL): storing is most of an
-        # upload's time, and a file of one batch or less never starts the thread. At most one
-        # batch is in flight, so memory stays at two batches.
-        writer: ThreadPoolExecutor | None = None
-        in_flight: Future[None] | None = None
-        try:
-            for chunk in _chunks_of(source, chunk_size):
-                if not digests:
-                    first = chunk
-                else:
-                    if whole is None:
-                        whole = hashlib.sha256(first)
-                    whole.update(chunk)
-                size += len(chunk)
-                digest = hashlib.sha256(chunk).digest()
-                digests.append(digest)
-                pending.append((digest.hex(), chunk))
-                if len(pending) >= CHUNKS_PER_COMMIT:
-                    if in_flight is not None:
-                        in_flight.result()
-                    if writer is None:
-                        writer = ThreadPoolExecutor(max_workers=1,
-                                                    thread_name_prefix="runledger-blobs")
-                    in_flight = writer.submit(self._insert_chunks, pending)
-                    pending = []
-            if in_flight is not None:
-                in_flight.result()
-        finally:
-            if writer is not None:
-                writer.shutdown(wait=True)  # on an error too: no write goes on behind us
+        for chunk in _chunks_of(source, chunk_size):
+            if not digests:
+                first = chunk
+            else:
+                if whole is None:
+                    whole = hashlib.sha256(first)
+                whole.update(chunk)
+            size += len(chunk)
+            digest = hashlib.sha256(chunk).digest()
+            digests.append(digest)
+            pending.append((digest.hex(), chunk))
+            if len(pending) >= CHUNKS_PER_COMMIT:
+                self._insert_chunks(pending)
+                pending = []
         if pending:
             self._insert_chunks(pending)
         if whole is not None:

@@ -463,9 +463,9 @@ def test_a_files_folder_holds_the_contents_and_export_still_carries_them(
 @pytest.mark.parametrize("chunks", [0, 1, 7, 8, 9, 16, 17, 40])
 def test_a_content_of_any_number_of_chunks_is_stored_and_read_back_exact(
         exp: Experiment, reader: Callable[[], LedgerApplication], chunks: int) -> None:
-    # Small chunks, so that batches of CHUNKS_PER_COMMIT go through the writer thread (from 8
-    # chunks on), and the content's digest is checked against hashlib on every size: one chunk
-    # (its digest is the chunk's), a partial last chunk, whole batches and a remainder.
+    # Small chunks, so that several batches of CHUNKS_PER_COMMIT are committed, and the
+    # content's digest is checked against hashlib on every size: none, one chunk (its digest is
+    # the chunk's), a partial last chunk, whole batches and a remainder.
     rng = __import__("random").Random(chunks)
     data = rng.randbytes(chunks * 1000 + (chunks % 3) * 17)
     blobs = exp.workspace._session.app.blobs
@@ -487,7 +487,7 @@ def test_a_store_error_while_writing_chunks_stores_no_content(
 
     def failing(batch: list[tuple[str, bytes]]) -> None:
         calls.append(len(batch))
-        if len(calls) == 2:  # the second batch, in the writer thread
+        if len(calls) == 2:  # the second batch
             raise StoreError("disk full")
         put(batch)
 
