@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from ledger.domain.errors import LedgerError
 from ledger.domain.status import RunStatus
+from ledger.domain.values import current_actor
 
 if TYPE_CHECKING:
     from ledger.domain.run import RunAggregate
@@ -81,14 +82,19 @@ def record_lapsed(session: LedgerSession, index: RunIndex) -> int:
         The position of the last event written (0 if none was).
 
     Raises:
-        StoreError: the store failed.
+        StoreError: the index could not be read (a failure to read the heartbeats or to record
+            an event is logged, and the query answers with the statuses recorded).
     """
     app = session.app
-    lapsed = app.heartbeats.lapsed()
+    try:
+        lapsed = app.heartbeats.lapsed()
+    except LedgerError as error:
+        # A store this process may only read (no heartbeat table, no right to create it): the
+        # query answers with the statuses recorded.
+        logger.debug("runledger: cannot read the heartbeats: %s", error)
+        return 0
     if not lapsed:
         return 0
-    from ledger.domain.values import current_actor
-
     actor = current_actor(session.settings.user)
     position = 0
     for run_id in lapsed:
@@ -97,7 +103,10 @@ def record_lapsed(session: LedgerSession, index: RunIndex) -> int:
             continue  # not in the index yet (or quarantined): judged at the next query
         status = RunStatus(row.status)
         if status.is_terminal:
-            app.heartbeats.forget(run_id)
+            try:
+                app.heartbeats.forget(run_id)
+            except LedgerError as error:  # only tidying: the next query tries again
+                logger.debug("runledger: cannot forget the heartbeat of %s: %s", run_id, error)
         elif status is RunStatus.RUNNING and row.run_type == SCRIPT_RUN_TYPE:
             try:
                 _agg, _result, written = app.run_command(

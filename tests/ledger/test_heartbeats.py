@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from ledger.application import LedgerApplication
 from ledger.config import parse_store_url
 from ledger.persistence.heartbeats import MISSED_BEATS, SLACK
@@ -35,3 +37,20 @@ def test_lapsed_is_what_is_stale_judges(store_url: str) -> None:
         beats.forget("no-such-run")  # nothing to forget: no error
     finally:
         app.close()
+
+
+def test_queries_answer_when_the_heartbeats_cannot_be_read(
+        store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ledger import Experiment, Workspace
+    from ledger.domain.errors import StoreError
+
+    exp = Experiment(Workspace(store=store_url), "beats")
+    run = exp.start_logging()
+    beats = exp.workspace.ledger.application.heartbeats
+
+    def unreadable(now: float | None = None) -> list[str]:
+        raise StoreError("permission denied for table rl_heartbeats")
+
+    monkeypatch.setattr(beats, "lapsed", unreadable)
+    assert [r.id for r in exp.get_runs()] == [run.id]  # the statuses recorded
+    assert run.get_status() == "Running"
