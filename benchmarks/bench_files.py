@@ -12,7 +12,11 @@ temporary folder on the same disk as the SQLite ledger; then, each in a fresh su
 RSS, ``VmHWM``, is the measured operation's own, reported as growth over the process's
 baseline after opening the ledger, and as the process's whole peak):
 
-- ``copy``: ``shutil.copyfile`` of the file (the reference: the disk's own speed);
+- ``copy``: ``shutil.copyfile`` of the file (the reference: the disk's own speed, mostly the
+  page cache's);
+- ``copy_fsync``: the same, then ``fsync`` of the copy (what a durable write of the bytes costs);
+- ``sha256``: reading and hashing the file once (an upload hashes it twice: the whole, and
+  each chunk for its key);
 - ``upload``: ``run.upload_file(name, path)`` (hashing, chunking, committing, the event);
 - ``download``: ``run.download_file(name, path)`` (reading, checking the hash, writing).
 
@@ -57,6 +61,23 @@ _WORKER = textwrap.dedent("""
         base = hwm_kb()
         start = time.perf_counter()
         shutil.copyfile(path, target)
+        elapsed = time.perf_counter() - start
+    elif op == "copy_fsync":
+        base = hwm_kb()
+        start = time.perf_counter()
+        shutil.copyfile(path, target)
+        fd = os.open(target, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+        elapsed = time.perf_counter() - start
+    elif op == "sha256":
+        import hashlib
+        base = hwm_kb()
+        start = time.perf_counter()
+        with open(path, "rb") as handle:
+            digest = hashlib.sha256()
+            for block in iter(lambda: handle.read(1024 * 1024), b""):
+                digest.update(block)
         elapsed = time.perf_counter() - start
     else:
         from ledger import Run, Workspace
@@ -123,15 +144,17 @@ def bench(backend: str, megabytes: int, repeats: int) -> dict[str, Any]:
         workspace = Workspace(store=store)
         run = Experiment(workspace, "bench-files").start_logging()
         run.flush()
-        figures: dict[str, list[dict[str, float]]] = {"copy": [], "upload": [], "download": []}
+        figures: dict[str, list[dict[str, float]]] = {
+            "copy": [], "copy_fsync": [], "sha256": [], "upload": [], "download": []}
         for attempt in range(repeats):
             source = folder / f"source-{attempt}.bin"
             with open(source, "wb") as handle:
                 for _ in range(megabytes):
                     handle.write(os.urandom(1024 * 1024))
             name = f"outputs/file-{attempt}.bin"
-            figures["copy"].append(_measure("copy", store, run.id, name, source,
-                                            folder / "copy.bin"))
+            for reference in ("copy", "copy_fsync", "sha256"):
+                figures[reference].append(_measure(reference, store, run.id, name, source,
+                                                   folder / "copy.bin"))
             figures["upload"].append(_measure("upload", store, run.id, name, source, source))
             back = folder / f"back-{attempt}.bin"
             figures["download"].append(_measure("download", store, run.id, name, source, back))

@@ -8,6 +8,7 @@ letters, digits, ``_`` and ``-``, starting with a letter or a digit.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,8 @@ from eventsourcing.utils import register_topic
 
 from ledger.domain.errors import ValidationError
 from ledger.domain.ids import experiment_stream_id
-from ledger.domain.values import Actor, check_name, normalise_tag_keys, normalise_tags
+from ledger.domain.tags import T, TagsMixin, TagsRemovedFields, TagsSetFields
+from ledger.domain.values import Actor, check_name
 
 # The seed SDK's experiment name rule (azureml-core's Experiment name check).
 EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,255}")
@@ -36,7 +38,7 @@ def check_experiment_name(name: Any) -> str:
     return checked
 
 
-class ExperimentAggregate(Aggregate):
+class ExperimentAggregate(TagsMixin, Aggregate):
     """An experiment. Its id is derived from its name (``experiment_stream_id``)."""
 
     TOPIC = "runledger:Experiment"
@@ -57,24 +59,15 @@ class ExperimentAggregate(Aggregate):
             aggregate.tags = {}
             aggregate.archived_time = None
 
-    class TagsSet(Event):
+    class TagsSet(TagsSetFields, Event):
         """Tags of the experiment were set or changed (``None``: a tag without a value)."""
 
         TOPIC = "runledger:Experiment.TagsSet"
-        tags: dict[str, str | None]
 
-        def apply(self, aggregate: Any) -> None:
-            aggregate.tags.update(self.tags)
-
-    class TagsRemoved(Event):
+    class TagsRemoved(TagsRemovedFields, Event):
         """Tags of the experiment were removed."""
 
         TOPIC = "runledger:Experiment.TagsRemoved"
-        keys: list[str]
-
-        def apply(self, aggregate: Any) -> None:
-            for key in self.keys:
-                aggregate.tags.pop(key, None)
 
     class Archived(Event):
         """The experiment was archived (hidden from the default listing)."""
@@ -109,33 +102,11 @@ class ExperimentAggregate(Aggregate):
         return cls._create(cls.Created, id=experiment_stream_id(name), name=name,
                            actor=actor.as_dict())
 
-    def _checked(self, check: Any, value: Any) -> Any:
+    def _tag_check(self, check: Callable[[Any, str | None], T], value: Any) -> T:
         try:
             return check(value, None)
         except ValidationError as error:
             raise ValidationError(f"experiment {self.name!r}: {error}") from None
-
-    def set_tags(self, tags: Any, actor: Actor) -> None:
-        """Set (merge) tags; unchanged ones are not recorded again.
-
-        Raises:
-            ValidationError: not a dict of valid keys and values.
-        """
-        normalised = self._checked(normalise_tags, tags)
-        changed = {k: v for k, v in normalised.items()
-                   if k not in self.tags or self.tags[k] != v}
-        if changed:
-            self.trigger_event(self.TagsSet, tags=changed, actor=actor.as_dict())
-
-    def remove_tags(self, keys: Any, actor: Actor) -> None:
-        """Remove tags by key; keys the experiment does not have are ignored.
-
-        Raises:
-            ValidationError: not a list of valid keys.
-        """
-        present = [k for k in self._checked(normalise_tag_keys, keys) if k in self.tags]
-        if present:
-            self.trigger_event(self.TagsRemoved, keys=present, actor=actor.as_dict())
 
     def archive(self, actor: Actor) -> None:
         """Archive the experiment (an archived one stays archived)."""

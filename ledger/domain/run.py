@@ -7,7 +7,7 @@ explicit ``TOPIC`` (stable across renames and moves) and may grow ``class_versio
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -24,6 +24,7 @@ from ledger.domain.errors import (
     ValidationError,
 )
 from ledger.domain.status import TRANSITIONS, RunStatus
+from ledger.domain.tags import T, TagsMixin, TagsRemovedFields, TagsSetFields
 from ledger.domain.text import check_text
 from ledger.domain.values import (
     Actor,
@@ -31,12 +32,10 @@ from ledger.domain.values import (
     check_name,
     check_reason,
     normalise_properties,
-    normalise_tag_keys,
-    normalise_tags,
 )
 
 
-class RunAggregate(Aggregate):
+class RunAggregate(TagsMixin, Aggregate):
     """The event-sourced state of one run.
 
     Attributes (all rebuilt from events): ``run_id`` (the user-visible id string),
@@ -156,24 +155,15 @@ class RunAggregate(Aggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.properties.update(self.properties)
 
-    class TagsSet(Event):
+    class TagsSet(TagsSetFields, Event):
         """Tags were set or changed (a ``None`` value is a tag without a value)."""
 
         TOPIC = "runledger:Run.TagsSet"
-        tags: dict[str, str | None]
 
-        def apply(self, aggregate: Any) -> None:
-            aggregate.tags.update(self.tags)
-
-    class TagsRemoved(Event):
+    class TagsRemoved(TagsRemovedFields, Event):
         """Tags were removed."""
 
         TOPIC = "runledger:Run.TagsRemoved"
-        keys: list[str]
-
-        def apply(self, aggregate: Any) -> None:
-            for key in self.keys:
-                aggregate.tags.pop(key, None)
 
     class DisplayNameChanged(Event):
         """The run's display name was changed."""
@@ -523,27 +513,8 @@ class RunAggregate(Aggregate):
         if self.archived:
             self.trigger_event(self.Restored, actor=actor.as_dict())
 
-    def set_tags(self, tags: Any, actor: Actor) -> None:
-        """Set (merge) tags. Allowed on ended runs too. Unchanged tags are not recorded again.
-
-        Raises:
-            ValidationError: ``tags`` is not a dict of valid keys and values.
-        """
-        normalised = normalise_tags(tags, self.run_id)
-        changed = {k: v for k, v in normalised.items()
-                   if k not in self.tags or self.tags[k] != v}
-        if changed:
-            self.trigger_event(self.TagsSet, tags=changed, actor=actor.as_dict())
-
-    def remove_tags(self, keys: Any, actor: Actor) -> None:
-        """Remove tags by key; keys the run does not have are ignored.
-
-        Raises:
-            ValidationError: ``keys`` is not a list of valid keys.
-        """
-        present = [k for k in normalise_tag_keys(keys, self.run_id) if k in self.tags]
-        if present:
-            self.trigger_event(self.TagsRemoved, keys=present, actor=actor.as_dict())
+    def _tag_check(self, check: Callable[[Any, str | None], T], value: Any) -> T:
+        return check(value, self.run_id)
 
     def set_display_name(self, display_name: str | None, actor: Actor) -> None:
         """Change the display name (``None`` clears it).

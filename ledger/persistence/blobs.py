@@ -24,7 +24,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Iterable, Iterator
-from typing import IO
+from typing import IO, Any
 
 import attrs
 
@@ -139,12 +139,20 @@ class BlobStore:
             StoreError: the store failed (chunks committed so far stay, referenced by nothing).
             TypeError: the stream is not binary.
         """
-        whole = hashlib.sha256()
+        # A content of one chunk (most files) is its chunk: its SHA-256 is the chunk's, so the
+        # whole is hashed only from the second chunk on (hashing is most of a small upload).
+        whole: Any = None
+        first = b""
         size = 0
         digests: list[bytes] = []
         pending: list[tuple[str, bytes]] = []
         for chunk in _chunks_of(source, chunk_size):
-            whole.update(chunk)
+            if not digests:
+                first = chunk
+            else:
+                if whole is None:
+                    whole = hashlib.sha256(first)
+                whole.update(chunk)
             size += len(chunk)
             digest = hashlib.sha256(chunk).digest()
             digests.append(digest)
@@ -154,8 +162,11 @@ class BlobStore:
                 pending = []
         if pending:
             self._insert_chunks(pending)
-        info = BlobInfo(sha256=whole.hexdigest(), size=size,
-                        chunks=tuple(d.hex() for d in digests))
+        if whole is not None:
+            sha256 = whole.hexdigest()
+        else:
+            sha256 = digests[0].hex() if digests else hashlib.sha256(b"").hexdigest()
+        info = BlobInfo(sha256=sha256, size=size, chunks=tuple(d.hex() for d in digests))
         self._insert_manifest(info)
         return info
 

@@ -29,6 +29,12 @@ _BEAT = ("INSERT INTO {p}rl_heartbeats (run_id, beat_at, interval_ms, host, pid)
          "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET beat_at = excluded.beat_at, "
          "interval_ms = excluded.interval_ms, host = excluded.host, pid = excluded.pid")
 _SELECT = "SELECT beat_at, interval_ms, host, pid FROM {p}rl_heartbeats WHERE run_id = ?"
+# Rows whose beat is older than MISSED_BEATS intervals plus SLACK (all in microseconds), as
+# Heartbeat.is_stale judges them.
+_LAPSED = ("SELECT run_id FROM {p}rl_heartbeats "
+           "WHERE beat_at + interval_ms * ? + ? < ? ORDER BY run_id")
+_FORGET = "DELETE FROM {p}rl_heartbeats WHERE run_id = ? AND beat_at = ?"
+_SELECT_BEAT_AT = "SELECT beat_at FROM {p}rl_heartbeats WHERE run_id = ?"
 
 
 @attrs.frozen
@@ -82,3 +88,37 @@ class HeartbeatStore(SideTables):
             return None
         return Heartbeat(beat_at=int(row[0]) / 1_000_000, interval=int(row[1]) / 1000,
                          host=str(row[2]), pid=int(row[3]))
+
+    def lapsed(self, now: float | None = None) -> list[str]:
+        """Return the runs whose supervisor has missed :data:`MISSED_BEATS` beats (plus slack),
+        as :meth:`Heartbeat.is_stale` judges them, whatever their status.
+
+        Args:
+            now: the moment to judge at (Unix seconds; default: now).
+
+        Returns:
+            Run ids, sorted.
+
+        Raises:
+            StoreError: the store failed.
+        """
+        moment = int((time.time() if now is None else now) * 1_000_000)
+        with self._cursor(commit=False) as cursor:
+            cursor.execute(self._sql(_LAPSED), (MISSED_BEATS * 1000, int(SLACK * 1_000_000),
+                                                moment))
+            return [str(row[0]) for row in cursor.fetchall()]
+
+    def forget(self, run_id: str) -> None:
+        """Delete a run's heartbeat row (the run has ended: nobody needs its beat), unless its
+        supervisor beat again meanwhile.
+
+        Raises:
+            StoreError: the store failed.
+        """
+        with self._cursor(commit=False) as cursor:
+            cursor.execute(self._sql(_SELECT_BEAT_AT), (run_id,))
+            row = cursor.fetchone()
+        if row is None:
+            return
+        with self._cursor(commit=True) as cursor:
+            cursor.execute(self._sql(_FORGET), (run_id, int(row[0])))

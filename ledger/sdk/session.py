@@ -115,14 +115,21 @@ class LedgerSession:
         return self._index
 
     def before_query(self) -> RunIndex:
-        """Make every write of this process visible to queries, then catch the index up.
+        """Make every write of this process visible to queries, record NotResponding for the
+        script runs whose supervisor stopped beating (``ledger.sdk.liveness``), then catch the
+        index up.
 
         Returns:
             The caught-up index.
         """
+        from ledger.sdk.liveness import record_lapsed
+
         self.flush_all()
         index = self.index
         index.catch_up()
+        written = record_lapsed(self, index)
+        if written:
+            index.catch_up(written)
         return index
 
     def load_run(self, run_id: str) -> RunAggregate:

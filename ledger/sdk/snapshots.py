@@ -2,8 +2,11 @@
 
 ``submit()`` snapshots the ``ScriptRunConfig``'s source directory and ``start_logging(
 snapshot_directory=...)`` the folder given; ``run.take_snapshot(path)`` does it by hand. What goes
-in follows the seed: the folder's ``.amlignore`` if it has one, else its ``.gitignore`` (gitignore
-syntax, through ``pathspec``); ``.git/`` and ``.runledger/`` (an embedded ledger) never. A
+in follows Azure ML: every folder's ``.amlignore`` if it has one, else its ``.gitignore``, in
+gitignore syntax (``pathspec``) and with git's precedence: a folder's patterns are relative to that
+folder, and the deepest ignore file with a pattern matching a path decides for it (a nested
+``!keep.log`` brings back what the top ``*.log`` leaves out; a folder left out is not entered, as
+git does). ``.git/`` and ``.runledger/`` (an embedded ledger) are never in. A
 snapshot larger than :data:`SNAPSHOT_LIMIT` bytes (the seed's 300 MB;
 ``RUNLEDGER_SNAPSHOT_LIMIT_MB``) or with more than :data:`MAX_SNAPSHOT_FILES` files is refused
 with ``SnapshotTooLargeError`` before anything is written.
@@ -66,7 +69,8 @@ def _limit() -> int:
 
 def snapshot_files(folder: str | os.PathLike[str],
                    exclude: frozenset[Path] = frozenset()) -> list[tuple[str, Path]]:
-    """List the files a snapshot of ``folder`` holds (``.amlignore``, else ``.gitignore``).
+    """List the files a snapshot of ``folder`` holds (each folder's ``.amlignore``, else its
+    ``.gitignore``; see the module docstring).
 
     Args:
         folder: the source folder.
@@ -83,24 +87,39 @@ def snapshot_files(folder: str | os.PathLike[str],
     root = Path(folder)
     if not root.is_dir():
         raise ValidationError(f"Cannot snapshot {os.fspath(folder)!r}: not a folder")
-    lines = list(ALWAYS_IGNORED)
-    for ignore_file in (".amlignore", ".gitignore"):
-        if (root / ignore_file).is_file():
-            lines += (root / ignore_file).read_text(errors="replace").splitlines()
-            break
-    spec = pathspec.GitIgnoreSpec.from_lines(lines)
+    always = pathspec.GitIgnoreSpec.from_lines(ALWAYS_IGNORED)
+    # The ignore files in force in the folder being walked: (its prefix, its patterns), from
+    # the root down; os.walk visits a folder after its parent, so the parent's entry is there.
+    specs: dict[str, list[tuple[str, pathspec.GitIgnoreSpec]]] = {}
     found: list[tuple[str, Path]] = []
     total = 0
     limit = _limit()
     for directory, dirs, files in os.walk(root):
         relative_dir = Path(directory).relative_to(root).as_posix()
         prefix = "" if relative_dir == "." else relative_dir + "/"
-        dirs[:] = sorted(d for d in dirs if not spec.match_file(prefix + d + "/")
+        parent = prefix.rstrip("/").rpartition("/")[0]
+        in_force = list(specs.get(parent + "/" if parent else "", [])) if prefix else []
+        own = _ignore_spec(Path(directory))
+        if own is not None:
+            in_force.append((prefix, own))
+        specs[prefix] = in_force
+
+        def ignored(relative: str, in_force: list[tuple[str, pathspec.GitIgnoreSpec]] = in_force
+                    ) -> bool:
+            if always.match_file(relative):
+                return True
+            for base, spec in reversed(in_force):  # the deepest file with a say decides
+                decided = spec.check_file(relative[len(base):]).include
+                if decided is not None:
+                    return decided
+            return False
+
+        dirs[:] = sorted(d for d in dirs if not ignored(prefix + d + "/")
                          and not Path(directory, d).is_symlink())
         for name in sorted(files):
             relative = prefix + name
             path = Path(directory, name)
-            if spec.match_file(relative) or not path.is_file() or path.resolve() in exclude:
+            if ignored(relative) or not path.is_file() or path.resolve() in exclude:
                 continue
             found.append((relative, path))
             total += path.stat().st_size
@@ -114,6 +133,15 @@ def snapshot_files(folder: str | os.PathLike[str],
                     f"Cannot snapshot {str(root)!r}: it holds more than {MAX_SNAPSHOT_FILES} "
                     "files; list what to leave out in .amlignore or .gitignore")
     return sorted(found)
+
+
+def _ignore_spec(directory: Path) -> pathspec.GitIgnoreSpec | None:
+    """The patterns of a folder's ``.amlignore``, else of its ``.gitignore`` (None: neither)."""
+    for ignore_file in (".amlignore", ".gitignore"):
+        if (directory / ignore_file).is_file():
+            lines = (directory / ignore_file).read_text(errors="replace").splitlines()
+            return pathspec.GitIgnoreSpec.from_lines(lines)
+    return None
 
 
 def snapshot_id_of(sha256: str) -> str:

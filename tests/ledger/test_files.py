@@ -458,3 +458,42 @@ def test_a_files_folder_holds_the_contents_and_export_still_carries_them(
     with pytest.raises(FileDamagedError, match=r"model\.bin"):
         again.download_file("model.bin", str(tmp_path / "out.bin"))
     assert not (tmp_path / "out.bin").exists()
+
+
+@pytest.mark.parametrize("chunks", [0, 1, 7, 8, 9, 16, 17, 40])
+def test_a_content_of_any_number_of_chunks_is_stored_and_read_back_exact(
+        exp: Experiment, reader: Callable[[], LedgerApplication], chunks: int) -> None:
+    # Small chunks, so that several batches of CHUNKS_PER_COMMIT are committed, and the
+    # content's digest is checked against hashlib on every size: none, one chunk (its digest is
+    # the chunk's), a partial last chunk, whole batches and a remainder.
+    rng = __import__("random").Random(chunks)
+    data = rng.randbytes(chunks * 1000 + (chunks % 3) * 17)
+    blobs = exp.workspace._session.app.blobs
+    info = blobs.write(io.BytesIO(data), chunk_size=1000)
+    assert info.sha256 == hashlib.sha256(data).hexdigest() and info.size == len(data)
+    assert len(info.chunks) == -(-len(data) // 1000)
+    other = reader().blobs
+    assert b"".join(other.read(info.sha256)) == data
+    assert other.info(info.sha256).chunks == info.chunks
+
+
+def test_a_store_error_while_writing_chunks_stores_no_content(
+        exp: Experiment, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ledger.domain.errors import StoreError
+
+    blobs = exp.workspace._session.app.blobs
+    calls: list[int] = []
+    put = blobs._put_chunks
+
+    def failing(batch: list[tuple[str, bytes]]) -> None:
+        calls.append(len(batch))
+        if len(calls) == 2:  # the second batch
+            raise StoreError("disk full")
+        put(batch)
+
+    monkeypatch.setattr(blobs, "_put_chunks", failing)
+    data = os.urandom(30 * 1000)
+    with pytest.raises(StoreError, match="disk full"):
+        blobs.write(io.BytesIO(data), chunk_size=1000)
+    assert not blobs.exists(hashlib.sha256(data).hexdigest())  # no manifest: nothing visible
+    assert len(calls) == 2  # the batches after the failure were not written

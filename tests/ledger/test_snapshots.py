@@ -99,3 +99,58 @@ def test_git_properties_of_a_checkout(exp: Experiment, tmp_path: Path) -> None:
     assert dirty.get_properties()["azureml.git.dirty"] == "True"
     plain = exp.start_logging(snapshot_directory=str(make_source(tmp_path / "plain")))
     assert not any(k.startswith("azureml.git.") for k in plain.get_properties())
+
+
+def nested_source(root: Path) -> Path:
+    """A tree with ignore files at several depths: re-inclusion, anchoring, folders."""
+    files = {
+        ".gitignore": "*.log\n/build/\ncache/\n",
+        "train.py": "x", "run.log": "x", "build/out.o": "x",
+        "pkg/.gitignore": "!keep.log\n/local.txt\n*.tmp\n",
+        "pkg/keep.log": "x", "pkg/other.log": "x", "pkg/local.txt": "x", "pkg/a.tmp": "x",
+        "pkg/build/kept.o": "x",  # /build/ is anchored to the top folder
+        "pkg/sub/local.txt": "x",  # /local.txt is anchored to pkg/
+        "pkg/sub/keep.log": "x", "pkg/sub/b.tmp": "x",
+        "pkg/sub/.gitignore": "*.py\n",
+        "pkg/sub/mod.py": "x",
+        "pkg/cache/c.bin": "x",  # cache/ (top file, unanchored) leaves out any cache folder
+        "data/.gitignore": "*\n!.gitignore\n!keep/\n!keep/**\n",
+        "data/big.bin": "x", "data/keep/small.csv": "x",
+    }
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def test_nested_gitignore_files_select_what_git_selects(tmp_path: Path) -> None:
+    from ledger.sdk.snapshots import snapshot_files
+
+    source = nested_source(tmp_path / "src")
+    try:
+        subprocess.run(["git", "-C", str(source), "init", "-q"], check=True, capture_output=True)
+        listed = subprocess.run(
+            ["git", "-C", str(source), "ls-files", "--others", "--cached", "--exclude-standard"],
+            check=True, capture_output=True, text=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError) as error:
+        pytest.skip(f"git is not usable here: {error}")
+    ours = [name for name, _path in snapshot_files(source)]
+    assert ours == sorted(listed)  # git itself is the oracle of gitignore semantics
+    assert "pkg/keep.log" in ours and "run.log" not in ours and "pkg/sub/mod.py" not in ours
+
+
+def test_a_nested_amlignore_wins_over_the_gitignore_of_its_own_folder(
+        exp: Experiment, tmp_path: Path) -> None:
+    source = nested_source(tmp_path / "src")
+    # In pkg/ the .amlignore replaces pkg/.gitignore (its patterns no longer apply there)...
+    (source / "pkg" / ".amlignore").write_text("other.log\n!a.tmp\n")
+    run = exp.start_logging(snapshot_directory=str(source))
+    names = names_in(run.restore_snapshot(path=str(tmp_path / "r")))
+    assert "pkg/other.log" not in names
+    assert "pkg/local.txt" in names  # pkg/.gitignore's /local.txt is not read
+    assert "pkg/a.tmp" in names
+    # ...the top .gitignore still applies below pkg/ (keep.log: no file with a say re-includes
+    # it now), and so does pkg/sub/.gitignore in its own folder.
+    assert "pkg/keep.log" not in names and "pkg/sub/keep.log" not in names
+    assert "pkg/sub/mod.py" not in names and "pkg/sub/b.tmp" in names
+    assert "train.py" in names and "run.log" not in names

@@ -127,3 +127,41 @@ def test_a_reused_pid_is_never_signalled(exp: Experiment) -> None:
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_listings_show_not_responding_after_the_supervisor_was_killed(
+        exp: Experiment, tmp_path: Path) -> None:
+    # A user's view: the supervisor is kill -9'ed and nobody asks the run's status; another
+    # process lists the runs. The listing (CLI, get_runs, the index's status filter) must show
+    # NotResponding, as get_status() does, and the change is one event of the log.
+    run, supervisor, _script = running_script(exp)
+    os.kill(supervisor, signal.SIGKILL)
+    wait_until(lambda: not running_supervisors(), what="the supervisor to die")
+    app = exp.workspace.ledger.application
+    wait_until(lambda: run.id in app.heartbeats.lapsed(), timeout=3 * BEAT + 5,
+               what="the heartbeat to lapse")
+    store = f"sqlite:///{tmp_path / 'ledger.db'}"
+    listed = subprocess.run(
+        [sys.executable, "-m", "ledger.cli", "--store", store, "run", "list", "-e",
+         "supervision", "--status", "NotResponding", "--minimal"],
+        capture_output=True, text=True, timeout=60, check=True)
+    assert run.id in listed.stdout, listed.stdout + listed.stderr
+    assert [r.get_status() for r in exp.get_runs() if r.id == run.id] == ["NotResponding"]
+    assert [r.run_id for r in exp.workspace.ledger.index.find_runs(
+        experiment_name="supervision", status="Running")] == []
+    assert run.get_status() == "NotResponding"
+    noticed = [e for e in run.get_history() if e.kind == "StatusChanged"
+               and e.payload["status"] == "NotResponding"]
+    assert len(noticed) == 1 and noticed[0].actor.pid != os.getpid()  # the listing process
+    run.cancel()
+    assert [r.get_status() for r in exp.get_runs()] == ["Canceled"]
+    assert app.heartbeats.last(run.id) is None  # an ended run's beat is forgotten
+
+
+def test_a_live_supervisor_stays_running_in_listings(exp: Experiment) -> None:
+    run, _supervisor, _script = running_script(exp)
+    time.sleep(3 * BEAT + 2.5)  # longer than a lapse: the beats must have kept it fresh
+    assert [r.get_status() for r in exp.get_runs()] == ["Running"]
+    assert not [e for e in run.get_history() if e.kind == "StatusChanged"
+                and e.payload["status"] == "NotResponding"]
+    run.cancel()
