@@ -635,8 +635,7 @@ def prove(workspace: Workspace, run_id: str, d: Digest) -> dict[str, Any]:
                                                  stored, strict=True)
                if leaf is not None and leaf < size]
     if not located:
-        raise RunNotFoundError(f"{run_id} (no event of it within the digest's "
-                               f"{d.tree_size} events)")
+        raise RunNotFoundError(run_id, f"within the digest's {d.tree_size} events")
     positions = [leaf for leaf, _row in located]
 
     def all_proofs(source: NodeSource) -> list[list[bytes]]:

@@ -463,7 +463,16 @@ def run_as_of(app: LedgerApplication, run_id: str, when: Any) -> RunAsOf:
                                             until=when if isinstance(when, int) else None)
     run, run_position = _fold_rows(app, run_rows, when)
     if run is None or run.run_id != run_id:
-        raise RunNotFoundError(f"{run_id} (as of {describe_when(when)})")
+        created = ""
+        # Does the run exist now? Then say when it came to be, so a moment too early is plain
+        # (by position the query stopped before it; this read is on the error path only).
+        later = run_rows or app.stream_rows([run_stream_id(run_id)])[0]
+        if later and run is None:
+            first = app.decode_rows(later[:1])[0]
+            if getattr(first, "run_id", None) == run_id:
+                created = (f": it was created later, at position {later[0][0]} "
+                           f"({iso(first.timestamp)})")
+        raise RunNotFoundError(run_id, f"as of {describe_when(when)}{created}")
     # The metric batches are decoded only if asked for; by position the query has cut them
     # already, so the view's position is known without decoding them.
     known = max(run_position, metric_rows[-1][0] if metric_rows else 0) if isinstance(
@@ -529,7 +538,7 @@ def run_diff(app: LedgerApplication, run_id: str, since: Any, until: Any) -> Run
     after = _state_as_of(app, run_id, until)
     if not before.exists and not after.exists:
         raise RunNotFoundError(
-            f"{run_id} (neither as of {describe_when(since)} nor as of {describe_when(until)})")
+            run_id, f"as of {describe_when(since)}, nor as of {describe_when(until)}")
     return RunDiff(run_id=run_id, since=since, until=until,
                    changes=state_changes(before, after))
 
