@@ -11,7 +11,7 @@ import contextlib
 import importlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -43,7 +43,11 @@ from ledger.domain.values import Actor
 from ledger.persistence.blobs import BlobStore, FsspecBlobStore, SQLBlobStore
 from ledger.persistence.errors import store_errors
 from ledger.persistence.heartbeats import HeartbeatStore
-from ledger.persistence.positions import StreamRow, select_stream_notifications
+from ledger.persistence.positions import (
+    StreamRow,
+    select_stream_notifications,
+    select_streams,
+)
 from ledger.persistence.retry import RETRY, is_transient
 from ledger.persistence.store import POSTGRES_INSTALL_HINT, StoreConfig
 from ledger.persistence.transcoder import MsgpackTranscoder
@@ -495,6 +499,25 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
             return self.recorder.select_notifications(
                 start=after, limit=limit, topics=topics, inclusive_of_start=False)
 
+    def stream_rows(self, streams: Sequence[UUID], *,
+                    until: int | None = None) -> list[list[StreamRow]]:
+        """Return the stored events of a few streams with their log positions, stream by
+        stream (a run's stream and its metric stream: no merge into log order).
+
+        Args:
+            streams: a few stream UUIDs.
+            until: only events at positions up to and including this one.
+
+        Returns:
+            Per stream, in the order of ``streams``, its ``(position, stream, version, topic,
+            state)`` rows in version order.
+
+        Raises:
+            StoreError: the store failed.
+        """
+        with store_errors(self._reading):
+            return select_streams(self.recorder, streams, until=until)
+
     def decode_rows(self, rows: Sequence[StreamRow]) -> list[Any]:
         """Decode stored events given as :data:`StreamRow` rows into domain events, as the
         mapper would (upcasting included), with one msgpack unpacker for all of them.
@@ -502,18 +525,27 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         Returns:
             The domain events, in the order of ``rows``.
         """
+        return list(self.iter_decode_rows(rows))
+
+    def iter_decode_rows(self, rows: Iterable[StreamRow]) -> Iterator[Any]:
+        """Decode :data:`StreamRow` rows one at a time, as :meth:`decode_rows` does: a caller
+        that stops early (a view as of a time stops at the first event after it) decodes no
+        more than it reads.
+
+        Returns:
+            A generator of the domain events, in the order of ``rows``.
+        """
         mapper = self.mapper
         if mapper.cipher is not None or mapper.compressor is not None or not isinstance(
                 mapper.transcoder, MsgpackTranscoder):
-            return [mapper.to_domain_event(StoredEvent(originator_id=row[1],
-                                                       originator_version=row[2],
-                                                       topic=row[3], state=row[4]))
-                    for row in rows]
+            for row in rows:
+                yield mapper.to_domain_event(StoredEvent(
+                    originator_id=row[1], originator_version=row[2], topic=row[3],
+                    state=row[4]))
+            return
         unpacker = mapper.transcoder.unpacker()
         feed, unpack = unpacker.feed, unpacker.unpack
         classes: dict[str, tuple[Any, int]] = {}
-        events: list[Any] = []
-        append = events.append
         new, set_dict = object.__new__, object.__setattr__
         for _position, stream, version, topic, data in rows:
             known = classes.get(topic)
@@ -532,8 +564,7 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
                     from_version += 1
             event = new(cls)
             set_dict(event, "__dict__", state)
-            append(event)
-        return events
+            yield event
 
     def decode(self, notification: Notification) -> DomainEventProtocol[Any]:
         """Decode a stored event or notification into its domain event."""

@@ -17,7 +17,9 @@ What is trusted and what is not:
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
+import itertools
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -50,7 +52,7 @@ from ledger.domain.merkle import (
     verify_inclusion,
 )
 from ledger.persistence.errors import store_errors
-from projections.sealing import MIN_STORED_LEVEL
+from projections.sealing import MIN_STORED_LEVEL, TILE
 
 if TYPE_CHECKING:
     from ledger.application import LedgerApplication
@@ -111,13 +113,18 @@ class _Sealed:
             wanted.update(range(index << level, (index + 1) << level))
         leaves = sorted(wanted)
         inner = [(level, index) for level, index in keys if level >= MIN_STORED_LEVEL]
-        for start in range(0, len(leaves), _CHUNK):
-            chunk = leaves[start:start + _CHUNK]
+        tiles = sorted({leaf // TILE for leaf in leaves})
+        for start in range(0, len(tiles), _CHUNK):
+            chunk = tiles[start:start + _CHUNK]
             marks = ", ".join("?" * len(chunk))
-            for position, value in self.query(
-                    f"SELECT position, leaf_hash FROM {{p}}rl_seal_leaves "
-                    f"WHERE position IN ({marks})", chunk):
-                found[0, int(position)] = bytes(value)
+            for tile, data in self.query(
+                    f"SELECT idx, hashes FROM {{p}}rl_seal_tiles WHERE idx IN ({marks})", chunk):
+                data = bytes(data)
+                base = int(tile) * TILE
+                for leaf in range(base, base + len(data) // HASH_SIZE):
+                    if leaf in wanted:
+                        offset = (leaf - base) * HASH_SIZE
+                        found[0, leaf] = data[offset:offset + HASH_SIZE]
         for start in range(0, len(inner), _CHUNK):
             pairs = inner[start:start + _CHUNK]
             where = " OR ".join("(level = ? AND idx = ?)" for _ in pairs)
@@ -575,6 +582,28 @@ def _sealed_root_matches(sealed: _Sealed, d: Digest) -> None:
                          "ledger (run `runledger audit verify`)")
 
 
+def _leaves_of(sealed: _Sealed, ids: Sequence[int]) -> list[int | None]:
+    """The leaf index the sealing tables give each notification id (ascending ids), or ``None``
+    for an id before the first sealed one."""
+    if not ids:
+        return []
+    # The runs of consecutive ids from the one holding the smallest id to the largest id.
+    spans = [(int(first_id), int(first_leaf)) for first_id, first_leaf in sealed.query(
+        "SELECT first_id, first_leaf FROM {p}rl_seal_ids WHERE first_id <= ? AND first_id >= "
+        "(SELECT COALESCE(MAX(first_id), 0) FROM {p}rl_seal_ids WHERE first_id <= ?) "
+        "ORDER BY first_id", [ids[-1], ids[0]])]
+    starts = [first_id for first_id, _leaf in spans]
+    found: list[int | None] = []
+    for notification_id in ids:
+        at = bisect.bisect_right(starts, notification_id) - 1
+        if at < 0:
+            found.append(None)
+            continue
+        first_id, first_leaf = spans[at]
+        found.append(first_leaf + notification_id - first_id)
+    return found
+
+
 def prove(workspace: Workspace, run_id: str, d: Digest) -> dict[str, Any]:
     """Return inclusion proofs of every event of a run (its run stream and its metric stream)
     sealed within the digest's tree size, as a JSON-ready proof document.
@@ -596,20 +625,18 @@ def prove(workspace: Workspace, run_id: str, d: Digest) -> dict[str, Any]:
     sealed = _Sealed.of(workspace, catch_up=True)
     _sealed_root_matches(sealed, d)
     streams = {run_stream_id(run_id): "run", metric_stream_id(run_id): "metrics"}
-    rows = sealed.query(
-        "SELECT position, notification_id, stream, version FROM {p}rl_seal_leaves "
-        "WHERE stream IN (?, ?) AND position < ? ORDER BY position",
-        [*(s.bytes for s in streams), d.tree_size])
-    if not rows:
-        raise RunNotFoundError(f"{run_id} (no event of it within the digest's "
-                               f"{d.tree_size} events)")
-    stored: dict[tuple[UUID, int], tuple[str, bytes]] = {}
-    with store_errors("Reading the run's events"):
-        for stream in streams:
-            for e in sealed.app.recorder.select_events(stream):
-                stored[stream, e.originator_version] = (e.topic, bytes(e.state))
+    # The run's events through the events table's own (stream, version) key, then their leaves
+    # through the id map; every leaf is recomputed from the stored event and its path checked
+    # against the digest below, so a wrong map or a changed event cannot give a passing proof.
+    stored = sorted(itertools.chain.from_iterable(sealed.app.stream_rows(list(streams))),
+                    key=lambda row: row[0])
     size = d.tree_size
-    positions = [int(r[0]) for r in rows]
+    located = [(leaf, row) for leaf, row in zip(_leaves_of(sealed, [r[0] for r in stored]),
+                                                 stored, strict=True)
+               if leaf is not None and leaf < size]
+    if not located:
+        raise RunNotFoundError(run_id, f"within the digest's {d.tree_size} events")
+    positions = [leaf for leaf, _row in located]
 
     def all_proofs(source: NodeSource) -> list[list[bytes]]:
         return [inclusion_proof(p, size, source) for p in positions]
@@ -618,18 +645,18 @@ def prove(workspace: Workspace, run_id: str, d: Digest) -> dict[str, Any]:
     proofs = all_proofs(source)
     events = []
     pack = new_packer()
-    for (position, notification_id, stream_bytes, version), path in zip(rows, proofs, strict=True):
-        stream = UUID(bytes=bytes(stream_bytes))
-        held = stored.get((stream, int(version)))
-        if held is None:
-            raise AuditError(f"The sealed event {stream} v{version} of run {run_id!r} is no "
-                             "longer stored: the ledger was changed (run `runledger audit "
-                             "verify`)")
-        topic, state = held
-        leaf = encode_record(int(notification_id), stream, int(version), topic, state, pack)
-        verify_inclusion(int(position), size, leaf_hash(leaf), path, d.root_hash)
-        events.append({"leaf_index": int(position), "stream": streams[stream],
-                       "originator_version": int(version), "topic": topic,
+    for (position, (notification_id, stream, version, topic, state)), path in zip(
+            located, proofs, strict=True):
+        leaf = encode_record(notification_id, stream, version, topic, state, pack)
+        try:
+            verify_inclusion(position, size, leaf_hash(leaf), path, d.root_hash)
+        except ProofError:
+            raise AuditError(f"The event {stream} v{version} of run {run_id!r} (notification "
+                             f"id {notification_id}) is not the one sealed at leaf index "
+                             f"{position}: the ledger was changed (run `runledger audit "
+                             "verify`)") from None
+        events.append({"leaf_index": position, "stream": streams[stream],
+                       "originator_version": version, "topic": topic,
                        "leaf": _b64(leaf), "proof": [h.hex() for h in path]})
     return {"format": PROOF_FORMAT, "version": PROOF_VERSION, "run_id": run_id,
             "digest": d.to_json(), "tree_size": size, "events": events}

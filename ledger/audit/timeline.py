@@ -38,6 +38,7 @@ from ledger.domain.ids import metric_stream_id, run_stream_id
 from ledger.domain.metrics import TABLE, MetricsLogged, shape_metrics
 from ledger.domain.run import RunAggregate
 from ledger.domain.values import Actor
+from ledger.persistence.positions import StreamRow
 
 if TYPE_CHECKING:
     from ledger.application import LedgerApplication
@@ -252,26 +253,65 @@ def _count_values(counts: dict[str, int], series: Sequence[list[Any]]) -> None:
         counts[name] = counts.get(name, 0) + added
 
 
-def _fold(events: Sequence[Positioned]) -> RunAggregate | None:
-    """Fold a run stream's events (in version order) with the domain's own ``apply`` methods.
+def _fold_rows(app: LedgerApplication, rows: Sequence[StreamRow],
+               when: When) -> tuple[RunAggregate | None, int]:
+    """Fold a run stream's stored rows (in version order) as of ``when``, with the domain's own
+    ``apply`` methods, decoding each event only when it is folded.
+
+    For a position the rows are already cut by the query; for a time the fold stops at the
+    first event recorded after it, and the rows after that one are never decoded.
 
     ``Created`` builds the aggregate with eventsourcing's ``mutate``; the others are applied
     directly: the rows come from the stream's primary key in version order, so the checks
     ``mutate`` makes per event (same stream, next version) hold by construction, and skipping
     them halves the cost of a long run.
+
+    Returns:
+        The run (``None``: no run stream or not created by then) and the log position of the
+        newest event folded (0 for ``None``).
     """
-    if not events:
-        return None
-    run: Any = events[0][1].mutate(None)
+    if not rows:
+        return None, 0
+    events = app.iter_decode_rows(rows)
+    first = next(events)
+    timed = isinstance(when, datetime)
+    if timed and first.timestamp > when:
+        return None, 0
+    run: Any = first.mutate(None)
     if not isinstance(run, RunAggregate):
-        return None
-    last = events[0][1]
-    for _position, event in itertools.islice(events, 1, None):
-        event.apply(run)
-        last = event
+        return None, 0
+    last = first
+    if timed:
+        folded = 1
+        for event in events:
+            if event.timestamp > when:
+                break
+            event.apply(run)
+            last = event
+            folded += 1
+    else:
+        for event in events:
+            event.apply(run)
+            last = event
+        folded = len(rows)
     run.version = last.originator_version
     run.modified_on = last.timestamp
-    return run
+    return run, rows[folded - 1][0]
+
+
+def _metrics_rows(app: LedgerApplication, rows: Sequence[StreamRow],
+                  when: When) -> tuple[list[list[list[Any]]], int]:
+    """The metric batches of a metric stream's rows as of ``when`` (cut as :func:`_fold_rows`
+    cuts), and the log position of the newest one (0: none)."""
+    batches: list[list[list[Any]]] = []
+    position = 0
+    timed = isinstance(when, datetime)
+    for row, event in zip(rows, app.iter_decode_rows(rows), strict=True):
+        if timed and event.timestamp > when:
+            break
+        batches.append(event.series)
+        position = row[0]
+    return batches, position
 
 
 # ---------------------------------------------------------------------- one run
@@ -285,21 +325,36 @@ class RunAsOf:
     Attributes:
         id: the run's id.
         when: the moment asked for.
-        position: the log position of the newest event of the run the view includes.
+        position: the log position of the newest event of the run (its own stream or its
+            metric stream) the view includes.
         archived: whether the run was archived then.
         number: the run's number in its experiment, when the view came from a list query.
     """
 
-    def __init__(self, run: RunAggregate, when: When, position: int,
-                 metrics: Callable[[], list[list[list[Any]]]], number: int | None = None) -> None:
+    def __init__(self, run: RunAggregate, when: When, run_position: int,
+                 metrics: Callable[[], tuple[list[list[list[Any]]], int]],
+                 number: int | None = None, position: int | None = None) -> None:
+        # metrics() returns the metric batches as of the moment and the position of the newest;
+        # it is called once, when the metrics (or, if not given, the position) are asked for.
         self._run = run
         self._metrics = metrics
         self._batches: list[list[list[Any]]] | None = None
+        self._metric_position = 0
+        self._run_position = run_position
+        self._position = position
         self.id = run.run_id
         self.when = when
-        self.position = position
         self.archived = run.archived
         self.number = number
+
+    @property
+    def position(self) -> int:
+        """The log position of the newest event of the run (its own stream or its metric
+        stream) that the view includes."""
+        if self._position is None:
+            self._metric_batches()
+            self._position = max(self._run_position, self._metric_position)
+        return self._position
 
     def __repr__(self) -> str:
         return (f"RunAsOf(Id: {self.id}, Status: {self.get_status()}, "
@@ -371,7 +426,7 @@ class RunAsOf:
 
     def _metric_batches(self) -> list[list[list[Any]]]:
         if self._batches is None:
-            self._batches = self._metrics()
+            self._batches, self._metric_position = self._metrics()
         return self._batches
 
 
@@ -404,30 +459,26 @@ def run_as_of(app: LedgerApplication, run_id: str, when: Any) -> RunAsOf:
     when = check_when(when)
     if not isinstance(run_id, str):
         raise ValidationError(f"A run id must be a string, not {type(run_id).__name__}")
-    stream, metrics = run_stream_id(run_id), metric_stream_id(run_id)
-    rows = app.stream_notifications([stream, metrics],
-                                    until=when if isinstance(when, int) else None)
-    # Compared by value: the rows' UUIDs are not always these objects (PostgreSQL makes new
-    # ones), and UUID.__eq__ is a Python call per row, so compare the ints once each.
-    wanted = stream.int
-    run_rows = [row for row in rows if row[1].int == wanted]
-    metric_rows = [row for row in rows if row[1].int != wanted] if len(run_rows) < len(
-        rows) else []
-    run_events = _prefix(list(zip([row[0] for row in run_rows], app.decode_rows(run_rows),
-                                  strict=True)), when)
-    run = _fold(run_events)
+    run_rows, metric_rows = app.stream_rows([run_stream_id(run_id), metric_stream_id(run_id)],
+                                            until=when if isinstance(when, int) else None)
+    run, run_position = _fold_rows(app, run_rows, when)
     if run is None or run.run_id != run_id:
-        raise RunNotFoundError(f"{run_id} (as of {describe_when(when)})")
-    if isinstance(when, int):
-        # The rows are already cut at the position: decode the metric batches only if asked.
-        position = max(run_events[-1][0], metric_rows[-1][0] if metric_rows else 0)
-        return RunAsOf(run, when, position,
-                       lambda: [event.series for event in app.decode_rows(metric_rows)])
-    metric_events = _prefix(list(zip([row[0] for row in metric_rows],
-                                     app.decode_rows(metric_rows), strict=True)), when)
-    position = max(run_events[-1][0], metric_events[-1][0] if metric_events else 0)
-    batches = [event.series for _p, event in metric_events]
-    return RunAsOf(run, when, position, lambda: batches)
+        created = ""
+        # Does the run exist now? Then say when it came to be, so a moment too early is plain
+        # (by position the query stopped before it; this read is on the error path only).
+        later = run_rows or app.stream_rows([run_stream_id(run_id)])[0]
+        if later and run is None:
+            first = app.decode_rows(later[:1])[0]
+            if getattr(first, "run_id", None) == run_id:
+                created = (f": it was created later, at position {later[0][0]} "
+                           f"({iso(first.timestamp)})")
+        raise RunNotFoundError(run_id, f"as of {describe_when(when)}{created}")
+    # The metric batches are decoded only if asked for; by position the query has cut them
+    # already, so the view's position is known without decoding them.
+    known = max(run_position, metric_rows[-1][0] if metric_rows else 0) if isinstance(
+        when, int) else None
+    return RunAsOf(run, when, run_position, lambda: _metrics_rows(app, metric_rows, when),
+                   position=known)
 
 
 @attrs.frozen
@@ -487,7 +538,7 @@ def run_diff(app: LedgerApplication, run_id: str, since: Any, until: Any) -> Run
     after = _state_as_of(app, run_id, until)
     if not before.exists and not after.exists:
         raise RunNotFoundError(
-            f"{run_id} (neither as of {describe_when(since)} nor as of {describe_when(until)})")
+            run_id, f"as of {describe_when(since)}, nor as of {describe_when(until)}")
     return RunDiff(run_id=run_id, since=since, until=until,
                    changes=state_changes(before, after))
 
@@ -648,10 +699,12 @@ def find_runs_as_of(app: LedgerApplication, index: RunIndex, when: Any, *,
         for start in range(0, len(candidates), LIST_CHUNK):
             chunk = candidates[start:start + LIST_CHUNK]
             streams = [run_stream_id(run_id) for run_id, _seq, _number in chunk]
-            by_stream = _load(app, streams, when if isinstance(when, int) else None)
+            by_stream: dict[UUID, list[StreamRow]] = {stream: [] for stream in streams}
+            for row in app.stream_notifications(
+                    streams, until=when if isinstance(when, int) else None):
+                by_stream[row[1]].append(row)
             for (run_id, _seq, number), stream in zip(chunk, streams, strict=True):
-                events = _prefix(by_stream[stream], when)
-                run = _fold(events)
+                run, run_position = _fold_rows(app, by_stream[stream], when)
                 if run is None or run.run_id != run_id:
                     continue
                 if (not include_archived and run.archived) or (
@@ -659,7 +712,7 @@ def find_runs_as_of(app: LedgerApplication, index: RunIndex, when: Any, *,
                         _matches(run.tags, tag_filters)
                         and _matches(run.properties, property_filters)):
                     continue
-                yield RunAsOf(run, when, events[-1][0], _metric_loader(app, run_id, when),
+                yield RunAsOf(run, when, run_position, _metric_loader(app, run_id, when),
                               number=number)
                 produced += 1
                 if limit is not None and produced >= limit:
@@ -669,11 +722,11 @@ def find_runs_as_of(app: LedgerApplication, index: RunIndex, when: Any, *,
 
 
 def _metric_loader(app: LedgerApplication, run_id: str,
-                   when: When) -> Callable[[], list[list[list[Any]]]]:
-    def load() -> list[list[list[Any]]]:
-        stream = metric_stream_id(run_id)
-        found = _load(app, [stream], when if isinstance(when, int) else None)[stream]
-        return [event.series for _p, event in _prefix(found, when)]
+                   when: When) -> Callable[[], tuple[list[list[list[Any]]], int]]:
+    def load() -> tuple[list[list[list[Any]]], int]:
+        (rows,) = app.stream_rows([metric_stream_id(run_id)],
+                                  until=when if isinstance(when, int) else None)
+        return _metrics_rows(app, rows, when)
 
     return load
 

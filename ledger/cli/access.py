@@ -67,7 +67,7 @@ def get_run(workspace: Workspace, run_id: str, experiment_name: str | None = Non
     """
     run = Run.get(workspace, run_id)
     if experiment_name is not None and run.experiment.name != experiment_name:
-        raise RunNotFoundError(f"{run_id} (in experiment {experiment_name!r})")
+        raise RunNotFoundError(run_id, f"in experiment {experiment_name!r}")
     return run
 
 

@@ -20,9 +20,12 @@ class ValidationError(LedgerError, ValueError):
 class RunNotFoundError(LedgerError, LookupError):
     """No run with this id exists in the ledger."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, detail: str | None = None) -> None:
+        # detail: where it was looked for ("as of position 3", "in experiment 'e'"); run_id
+        # stays the bare id, for callers that read it.
         self.run_id = run_id
-        super().__init__(f"Run {run_id!r} was not found in this ledger")
+        where = f" {detail}" if detail else ""
+        super().__init__(f"Run {run_id!r} was not found in this ledger{where}")
 
 
 class ExperimentNotFoundError(LedgerError, LookupError):

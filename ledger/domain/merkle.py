@@ -205,6 +205,47 @@ class CompactRange:
             completed.append((level, index >> level, merged))
         return completed
 
+    def extend(self, values: Sequence[bytes], min_level: int = 1) -> list[tuple[int, int, bytes]]:
+        """Append many leaf hashes at once: the same tree as :meth:`append` one by one, built a
+        level at a time (one list comprehension of node hashes per level instead of a Python
+        loop per leaf: a sealed page costs about half as much).
+
+        Args:
+            values: the leaves' hashes, in order.
+            min_level: report only the completed subtrees from this level up.
+
+        Returns:
+            The perfect subtrees of two or more leaves (and of at least ``2**min_level``) the
+            leaves complete, as ``(level, index, hash)``.
+        """
+        hashes = self.hashes
+        start = self.size
+        row = list(values)
+        self.size = start + len(row)
+        sha = _sha256
+        completed: list[tuple[int, int, bytes]] = []
+        # The row's last hash when it has no right sibling yet: the new right edge, by level.
+        edge: list[bytes] = []
+        level = 0
+        while row:
+            if start & 1:
+                # The row starts with a right child: its left sibling is the edge's smallest
+                # subtree (every smaller one was taken at the levels below).
+                row = [hashes.pop(), *row]
+                start -= 1
+            if len(row) & 1:
+                edge.append(row.pop())
+            pairs = iter(row)
+            row = [sha(b"\x01" + left + right).digest()
+                   for left, right in zip(pairs, pairs, strict=False)]
+            level += 1
+            start >>= 1
+            if row and level >= min_level:
+                completed += zip([level] * len(row), range(start, start + len(row)), row,
+                                 strict=True)
+        hashes += reversed(edge)
+        return completed
+
     def root(self) -> bytes:
         """Return the root hash of the tree so far (``SHA-256("")`` when empty)."""
         hashes = self.hashes

@@ -54,6 +54,56 @@ def select_stream_notifications(recorder: ApplicationRecorder, streams: Sequence
     return found
 
 
+def select_streams(recorder: ApplicationRecorder, streams: Sequence[UUID], *,
+                   until: int | None = None) -> list[list[StreamRow]]:
+    """Return the stored events of a few streams with their log positions, stream by stream.
+
+    For a caller that handles each stream on its own (a run's stream and its metric stream):
+    no merge into log order and no split back.
+
+    Args:
+        recorder: the ledger's application recorder (SQLite or PostgreSQL).
+        streams: the stream UUIDs (a few: SQLite is asked one query per stream).
+        until: only events at positions up to and including this one.
+
+    Returns:
+        One list of ``(position, stream, version, topic, state)`` rows per stream, in the
+        order of ``streams``, each in version order.
+
+    Raises:
+        TypeError: the recorder is neither eventsourcing's SQLite nor PostgreSQL recorder.
+        eventsourcing.persistence.PersistenceError: the store failed.
+    """
+    from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+    if not streams:
+        return []
+    if isinstance(recorder, SQLiteApplicationRecorder):
+        table = recorder.events_table_name
+        # One query per stream, in the key's own order (version order is log order within a
+        # stream): no sort, and no stream column to read and map back per row.
+        statement = (f"SELECT rowid, originator_version, topic, state FROM {table} "
+                     "WHERE originator_id = ?")
+        if until is not None:
+            statement += " AND rowid <= ?"
+        statement += " ORDER BY originator_version"
+        per_stream: list[list[StreamRow]] = []
+        with recorder.datastore.transaction(commit=False) as cursor:
+            for stream in streams:
+                cursor.execute(statement, (stream.hex,) if until is None
+                               else (stream.hex, until))
+                per_stream.append([(row[0], stream, row[1], row[2], row[3])
+                                   for row in cursor.fetchall()])
+        return per_stream
+    rows = _select_postgres(recorder, streams, until)
+    # Compared by value: the rows' UUIDs are new objects, and UUID.__eq__ is a Python call per
+    # row, so compare the ints once each.
+    slots: dict[int, list[StreamRow]] = {stream.int: [] for stream in streams}
+    for row in rows:
+        slots[row[1].int].append(row)
+    return [slots[stream.int] for stream in streams]
+
+
 def _position(row: StreamRow) -> int:
     return row[0]
 
@@ -65,25 +115,12 @@ def _select(recorder: ApplicationRecorder, streams: Sequence[UUID],
     if not streams:
         return []
     if isinstance(recorder, SQLiteApplicationRecorder):
-        table = recorder.events_table_name
         if len(streams) <= FEW:
-            # One query per stream, in the key's own order (version order is log order within
-            # a stream): no sort, and no stream column to read and map back per row.
-            statement = (f"SELECT rowid, originator_version, topic, state FROM {table} "
-                         "WHERE originator_id = ?")
-            if until is not None:
-                statement += " AND rowid <= ?"
-            statement += " ORDER BY originator_version"
-            per_stream: list[list[StreamRow]] = []
-            with recorder.datastore.transaction(commit=False) as cursor:
-                for stream in streams:
-                    cursor.execute(statement, (stream.hex,) if until is None
-                                   else (stream.hex, until))
-                    per_stream.append([(row[0], stream, row[1], row[2], row[3])
-                                       for row in cursor.fetchall()])
+            per_stream = select_streams(recorder, streams, until=until)
             if len(per_stream) == 1:
                 return per_stream[0]
             return list(heapq.merge(*per_stream, key=_position))
+        table = recorder.events_table_name
         marks = ", ".join("?" * len(streams))
         statement = (f"SELECT rowid, originator_id, originator_version, topic, state FROM {table} "
                      f"WHERE originator_id IN ({marks})")

@@ -99,7 +99,7 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
                  **kwargs: Any) -> None:
         aggregate = experiment.workspace._session.load_run(run_id)
         if aggregate.experiment_name != experiment.name:
-            raise RunNotFoundError(f"{run_id} (in experiment {experiment.name!r})")
+            raise RunNotFoundError(run_id, f"in experiment {experiment.name!r}")
         if type(self) is Run:
             # ``Run(exp, id)`` of a script run is a ScriptRun, as loading it any other way is.
             self.__class__ = Run._class_for(aggregate.run_type)

@@ -251,8 +251,13 @@ def verify_status(workspace: Workspace, digests: Sequence[Digest]) -> VerifyStat
         return VerifyStatus(available=True, ok=True, message=(
             f"verified against digest of {latest.tree_size} events{when}"))
     if report.first_bad_position is not None:
+        # The timeline beside it shows log positions (notification ids); a leaf index counts
+        # from 0 and skips nothing, so name the log position the page's timeline uses.
+        where = (f"log position {report.first_bad_notification_id} (leaf index "
+                 f"{report.first_bad_position})" if report.first_bad_notification_id is not None
+                 else f"leaf index {report.first_bad_position}")
         return VerifyStatus(available=True, ok=False, message=(
-            f"NOT verified: first bad position {report.first_bad_position}"))
+            f"NOT verified: first bad event at {where}"))
     return VerifyStatus(available=True, ok=False, message=f"NOT verified: {report.message}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,37 @@ def test_a_proof_against_a_later_digest_covers_later_events(ws: Workspace) -> No
     assert audit.check_proof(audit.prove(ws, ids[0], d2), d2).events == \
         audit.check_proof(audit.prove(ws, ids[0], d1), d1).events + 1
 
+
+
+def test_runs_after_gaps_in_the_notification_ids_are_proven(ws: Workspace,
+                                                            raw: RawLog) -> None:
+    """PostgreSQL's sequence skips the ids of rolled-back inserts: the leaves are the stored
+    events in order whatever their ids, and a run after a gap is proven at its own leaves."""
+    first = populate(ws, 2)
+    d1 = audit.digest(ws)
+    for name in ("second", "third"):
+        start = max(raw.ids()) + 1
+        ids = populate(ws, 2, name=name)
+        raw.shift_from(start, 1000)  # not sealed yet: a log with a gap, not a changed one
+        first += ids
+    d2 = audit.digest(ws)
+    assert d2.tree_size == len(raw.ids())
+    assert audit.verify(ws, [d1, d2]).ok
+    rows = raw.rows()
+    for run_id in first:
+        doc = json.loads(json.dumps(audit.prove(ws, run_id, d2)))
+        checked = audit.check_proof(doc, d2)
+        streams = (str(run_stream_id(run_id)), str(metric_stream_id(run_id)))
+        expected = [(leaf, row) for leaf, row in enumerate(rows) if row[1] in streams]
+        assert checked.events == len(expected)
+        assert [event["leaf_index"] for event in doc["events"]] == [
+            leaf for leaf, _row in expected]
+        assert [msgpack.unpackb(base64.b64decode(event["leaf"]), raw=False)[0]
+                for event in doc["events"]] == [row[0] for _leaf, row in expected]
+    ids = [row[0] for row in rows]
+    gaps = sum(1 for a, b in itertools.pairwise(ids) if b != a + 1)
+    assert gaps >= 1  # the ids did skip (on PostgreSQL its sequence then goes on below them)
+    assert raw.execute("SELECT COUNT(*) FROM {p}rl_seal_ids")[0][0] == 1 + gaps
 
 def _tampered(doc: dict[str, Any], how: str) -> dict[str, Any]:
     bad = copy.deepcopy(doc)

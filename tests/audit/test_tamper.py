@@ -145,7 +145,7 @@ def test_rewriting_the_events_and_recomputing_the_sealing_tables_is_caught(
 def test_dropping_the_sealing_tables_hides_where_but_not_that(ws: Workspace,
                                                               raw: RawLog) -> None:
     rows, d1 = _setup(ws, raw)
-    for table in ("rl_seal_nodes", "rl_seal_leaves", "rl_seal_checkpoints"):
+    for table in ("rl_seal_nodes", "rl_seal_tiles", "rl_seal_ids", "rl_seal_checkpoints"):
         raw.execute(raw.dialect.drop_table(table))
     # The events are intact: verify trusts no table, so no false alarm.
     assert audit.verify(ws, [d1]).ok
@@ -159,7 +159,7 @@ def test_rewritten_sealing_leaves_cannot_mislead_verify(ws: Workspace, raw: RawL
     rows, d1 = _setup(ws, raw)
     # The attacker overwrites every sealed leaf hash: a dishonest table must not make a good
     # log look bad, nor name a wrong position for a bad one.
-    raw.execute("UPDATE {p}rl_seal_leaves SET leaf_hash = ?", [b"\x00" * 32])
+    raw.execute("UPDATE {p}rl_seal_tiles SET hashes = ?", [b"\x00" * 32 * 16])
     assert audit.verify(ws, [d1]).ok
     change_version(raw, rows, 11)
     report = audit.verify(ws, [d1])

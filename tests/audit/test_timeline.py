@@ -196,9 +196,14 @@ def test_a_run_as_of_positions_and_times(ws: Workspace, exp: Experiment) -> None
     assert run.as_of(10**12).get_details() == run.get_details()  # beyond the end: as it is
     assert run.as_of(datetime.now(timezone.utc) + timedelta(days=1)).get_tags() == {}
 
-    with pytest.raises(RunNotFoundError, match=run.id):
+    created = run.get_audit_history()[0].position
+    with pytest.raises(RunNotFoundError, match=run.id) as too_early:
         run.as_of(0)
-    with pytest.raises(RunNotFoundError):
+    # The error says the moment is too early, not that the run does not exist; run_id is bare.
+    assert too_early.value.run_id == run.id
+    assert f"as of position 0: it was created later, at position {created}" in str(
+        too_early.value)
+    with pytest.raises(RunNotFoundError, match="created later"):
         run.as_of(datetime(2000, 1, 1, tzinfo=timezone.utc))
 
 

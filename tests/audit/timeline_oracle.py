@@ -1,5 +1,5 @@
-"""Test helpers for the timeline: a driver writing random histories through the application, and
-a brute-force oracle of "the ledger as of a moment".
+"""Test helpers for the timeline: a brute-force oracle of "the ledger as of a moment" (the random
+histories are written by ``tests.projections.model_commands``, the projections' generator).
 
 The oracle reads the WHOLE log (``read_log`` pages, no stream query, no run index), cuts it at
 the moment (a position: the prefix of the log; a time: each stream up to its first event recorded
@@ -21,38 +21,10 @@ from uuid import UUID
 from eventsourcing.persistence import Notification, StoredEvent
 
 from ledger.application import LedgerApplication
-from ledger.domain.ids import experiment_stream_id, metric_stream_id, new_run_id, run_stream_id
+from ledger.domain.ids import metric_stream_id, run_stream_id
 from ledger.domain.metrics import MetricsLogged, shape_metrics
-from ledger.domain.run import RunAggregate
-from ledger.domain.values import Actor, current_actor
 from ledger.persistence.store import parse_store_url
 from projections.index import RunIndex
-
-
-class Driver:
-    """Writes to a ledger the way the SDK does, through ``LedgerApplication``."""
-
-    def __init__(self, url: str) -> None:
-        self.app = LedgerApplication(parse_store_url(url))
-        self.actor: Actor = current_actor()
-
-    def create(self, experiment: str, parent: str | None = None) -> str:
-        run_id = new_run_id()
-        parent_run = self.app.get_run(parent) if parent is not None else None
-        run = RunAggregate.create(
-            aggregate_id=run_stream_id(run_id), run_id=run_id,
-            experiment_id=experiment_stream_id(experiment), experiment_name=experiment,
-            actor=self.actor, parent=parent_run)
-        self.app.save_all(run)
-        return run_id
-
-    def do(self, run_id: str, command: Any) -> int:
-        _run, _result, position = self.app.run_command(None, run_id, command)
-        return position
-
-    def log(self, run_id: str, name: str, values: list[Any]) -> int:
-        series = [[name, "scalar", "", values, [None] * len(values), [0.0] * len(values)]]
-        return self.app.append_metrics(run_id, series, self.actor)
 
 
 def whole_log(app: LedgerApplication) -> list[tuple[Notification, Any]]:
@@ -87,7 +59,7 @@ def cut_log(log: list[tuple[Notification, Any]], when: datetime | int) -> list[
 
 def expected_run(log: list[tuple[Notification, Any]], run_id: str,
                  when: datetime | int) -> dict[str, Any] | None:
-    """A run's status, properties, tags, archived and metrics as of a moment (``None``: it
+    """A run's status, properties, tags, archived, names and metrics as of a moment (``None``: it
     did not exist)."""
     cut = cut_log(log, when)
     run: Any = None
@@ -100,7 +72,8 @@ def expected_run(log: list[tuple[Notification, Any]], run_id: str,
                if n.originator_id == metric_stream_id(run_id) and isinstance(e, MetricsLogged)]
     return {"status": run.status.value, "properties": dict(run.properties),
             "tags": dict(run.tags), "archived": run.archived,
-            "display_name": run.display_name, "metrics": shape_metrics(batches)}
+            "display_name": run.display_name, "description": run.description,
+            "metrics": shape_metrics(batches)}
 
 
 @contextmanager

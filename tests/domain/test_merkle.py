@@ -306,6 +306,30 @@ def test_compact_range_resumes_from_its_stored_subtrees() -> None:
         CompactRange(5, hashes[:1])
 
 
+def test_extending_a_compact_range_by_pages_builds_the_reference_tree() -> None:
+    compact = CompactRange()
+    completed = set(compact.extend(HASHES[:3])) | set(compact.extend(HASHES[3:8]))
+    assert compact.root() == ROOTS[7]
+    assert completed == {*((1, i, h) for i, h in enumerate(LEVEL1)),
+                         *((2, i, h) for i, h in enumerate(LEVEL2)), (3, 0, ROOTS[7])}
+
+
+@settings(max_examples=200)
+@given(st.lists(st.integers(0, 40), max_size=8), st.integers(1, 5))
+def test_extend_equals_appending_one_leaf_at_a_time(pages: list[int], min_level: int) -> None:
+    """Sealing appends a page at a time; the tree and the subtrees it stores must be those of
+    appending each leaf in turn, from any size the previous page left."""
+    one, paged = CompactRange(), CompactRange()
+    count = 0
+    for size in pages:
+        values = [leaf_hash(count.to_bytes(4, "big") + bytes([i])) for i in range(size)]
+        count += size
+        expected = {node for value in values for node in one.append(value)
+                    if node[0] >= min_level}
+        assert set(paged.extend(values, min_level)) == expected
+        assert (paged.size, paged.hashes, paged.root()) == (one.size, one.hashes, one.root())
+
+
 def test_needed_nodes_are_all_a_proof_reads() -> None:
     source = leaf_source(HASHES)
     wanted = needed_nodes(lambda s: inclusion_proof(5, 7, s))

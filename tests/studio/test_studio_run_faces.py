@@ -303,7 +303,8 @@ def test_verify_status_with_no_digest_a_good_one_and_a_changed_log(
         bad.stop()
     assert 'class="verify verify-bad" id="verify">NOT verified' in body
 
-    # A copy of the ledger with one event's bytes changed names the first bad position.
+    # A copy of the ledger with one event's bytes changed names the first bad event by its log
+    # position (as the timeline shows positions) and its leaf index.
     copy = tmp_path / "changed.db"
     with sqlite3.connect(store.removeprefix("sqlite:///")) as source, \
             sqlite3.connect(copy) as target:
@@ -326,7 +327,8 @@ def test_verify_status_with_no_digest_a_good_one_and_a_changed_log(
     finally:
         changed.stop()
         changed.workspace.ledger.close()
-    assert f'id="verify">NOT verified: first bad position {position}</p>' in body
+    assert (f'id="verify">NOT verified: first bad event at log position {changed_row} '
+            f'(leaf index {position})</p>') in body
 
 
 # ------------------------------------------------------------------ in the browser
