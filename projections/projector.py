@@ -54,6 +54,11 @@ _SELECT_POSITIONS = ("SELECT application_name, notification_id FROM {tracking} "
                      "WHERE application_name IN ({marks})")
 _LOCK_POSITIONS = ("UPDATE {tracking} SET notification_id = notification_id "
                    "WHERE application_name IN ({marks})")
+# PostgreSQL locks the rows an UPDATE touches in scan order, which two projectors can see
+# differently (a deadlock): there the rows are locked in one order, by name.
+_LOCK_POSITIONS_IN_ORDER = ("SELECT application_name FROM {tracking} "
+                            "WHERE application_name IN ({marks}) "
+                            "ORDER BY application_name FOR UPDATE")
 _RESET_POSITION = "UPDATE {tracking} SET notification_id = 0 WHERE application_name = ?"
 
 _QUARANTINE_TABLE = "rl_quarantine"
@@ -126,6 +131,10 @@ def is_lock_wait(error: BaseException) -> bool:
     if not isinstance(error, OperationalError):
         return False
     text = str(error).lower()
+    if "deadlock" in text:
+        # PostgreSQL broke a deadlock at once ("... blocked by process ..."): no wait was
+        # spent, and the transaction is worth another try.
+        return False
     return "locked" in text or "busy" in text or "lock timeout" in text
 
 
@@ -222,7 +231,9 @@ class Projector:
         return {name: int(position or 0) for name, position in cursor.fetchall()}
 
     def _lock_positions(self, cursor: DbCursor) -> None:
-        cursor.execute(self.dialect.sql(_LOCK_POSITIONS.replace(
+        statement = (_LOCK_POSITIONS_IN_ORDER if self.dialect.kind == "postgresql"
+                     else _LOCK_POSITIONS)
+        cursor.execute(self.dialect.sql(statement.replace(
             "{marks}", ", ".join("?" * len(self.names)))), self.names)
 
     def positions(self) -> dict[str, int]:

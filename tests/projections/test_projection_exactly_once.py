@@ -161,10 +161,16 @@ def test_projectors_racing_in_processes_while_a_writer_writes(driver: Driver,
     racers = [subprocess.Popen([sys.executable, "-c", _RACER, store_url], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
               for _ in range(3)]
-    populate(driver, runs=15)
-    for racer in racers:
-        out, err = racer.communicate(timeout=120)
-        assert racer.returncode == 0, err
+    try:
+        populate(driver, runs=15)
+        outcomes = [(racer.communicate(timeout=120), racer.returncode) for racer in racers]
+    finally:
+        for racer in racers:  # a failure above must not leave racers running into later tests
+            if racer.poll() is None:
+                racer.kill()
+                racer.communicate()
+    for (out, err), returncode in outcomes:
+        assert returncode == 0, err
         assert int(out) > 0
     index = RunIndex(driver.app)
     assert index.catch_up() == driver.app.max_position()
@@ -183,3 +189,19 @@ def test_other_errors_are_not_retried(driver: Driver, monkeypatch: pytest.Monkey
     monkeypatch.setattr(index._projector, "_apply_page", broken)
     with pytest.raises(StoreError, match="disk I/O error"):
         index.catch_up()
+
+
+def test_a_deadlock_postgresql_broke_is_tried_again_not_taken_for_a_lock_wait() -> None:
+    # PostgreSQL's text names the other process as "blocked by", which once read as a lock
+    # wait that had used the whole timeout: the racing projector gave up at once.
+    from eventsourcing.persistence import OperationalError
+
+    from projections.projector import is_conflict, is_lock_wait
+
+    deadlock = OperationalError(
+        "deadlock detected\nDETAIL:  Process 2563 waits for ShareLock on transaction 122442; "
+        "blocked by process 2580.")
+    assert is_conflict(deadlock) and not is_lock_wait(deadlock)
+    lock_timeout = OperationalError("canceling statement due to lock timeout")
+    assert is_lock_wait(lock_timeout)
+    assert is_lock_wait(OperationalError("database is locked"))
