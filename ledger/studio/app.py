@@ -307,7 +307,7 @@ class Studio:
             duration=duration_of(row, now), parent=index.get(row.parent_run_id)
             if row.parent_run_id else None, logs=logs,
             files=hooks.run_files(self.workspace, row), files_url=files_url(run_id),
-            snapshot_id=snapshot_id, snapshot=snapshot, describe=hooks.describe,
+            snapshot_id=snapshot_id, snapshot=snapshot,
             verify=self.verify_status())
 
     async def compare_page(self, request: Request) -> Response:

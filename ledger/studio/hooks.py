@@ -283,12 +283,7 @@ def archived_experiments(workspace: Workspace) -> frozenset[str]:
     return frozenset()
 
 
-def describe(entry: ChangeEntry) -> list[str]:
-    """The changes of a timeline entry as lines of text (``tag quality: 'a' -> 'b'``)."""
-    return [change.text() for change in entry.changes]
-
-
 __all__ = ["FileEntry", "LogView", "VerifyStatus", "archived_experiments", "audit_timeline",
-           "describe", "open_file", "read_log", "run_files", "run_logs", "snapshot_files",
+           "open_file", "read_log", "run_files", "run_logs", "snapshot_files",
            "tail_log", "verify_status"]
 

@@ -346,6 +346,23 @@ def test_the_timeline_shows_corrections_with_their_reason_and_archive_restore(
     assert 'id="archived-badge"' in body
 
 
+def test_the_timeline_names_each_uploaded_file_with_its_size_and_a_link(
+        studio: RunningStudio, studio_ledger: tuple[str, Any]) -> None:
+    ids = studio_ledger[1]
+    _status, _headers, body = request(studio, "GET", run_url(ids["filed"]))
+    rows = re.findall(r'<tr class="event event-FileUploaded">(.*?)</tr>', body, re.S)
+    assert len(rows) == 4
+    model = next(row for row in rows if "model.bin" in row)
+    link = re.search(r'<a class="timeline-file" href="([^"]+)" download>outputs/model.bin</a>: '
+                     r'\+ 900 bytes', model)
+    assert link is not None and "(no visible change)" not in body
+    status, _headers, data = get_bytes(studio, link.group(1).replace("&amp;", "&"))
+    assert status == 200 and data == b"\x00weights\xff" * 100
+    # A hostile file name is text there too.
+    evil = next(row for row in rows if "evil" in row or "&lt;img" in row)
+    assert "&lt;img src=x onerror=alert(1)&gt;.txt</a>" in evil and "<img" not in evil
+
+
 def test_archived_runs_are_hidden_unless_the_toggle_is_in_the_url(
         studio: RunningStudio, studio_ledger: tuple[str, Any]) -> None:
     ids = studio_ledger[1]
