@@ -166,7 +166,8 @@ class RunsPage:
 
 @attrs.frozen
 class ExperimentSummary:
-    """An experiment with its runs (children included) counted by status."""
+    """An experiment with its runs (children included) counted by status, and when it was
+    archived (``None``: active)."""
 
     name: str
     created_at: Any
@@ -175,6 +176,7 @@ class ExperimentSummary:
     by_status: dict[str, int]
     active: int
     last_activity: Any
+    archived_time: Any = None
 
 
 @attrs.frozen
@@ -308,7 +310,7 @@ class StudioQueries:
                 run_count=row.run_count, by_status=dict(sorted(by_status.items())),
                 active=sum(n for s, n in by_status.items() if s not in TERMINAL),
                 last_activity=micros_to_datetime(latest[row.name]) if row.name in latest
-                else None))
+                else None, archived_time=row.archived_time))
         return summaries
 
     def status_counts(self, experiment: str) -> dict[str, int]:

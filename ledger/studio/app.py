@@ -230,11 +230,12 @@ class Studio:
         """Every experiment with its run counts by status, active runs and last activity."""
         show_archived = request.query_params.get("archived") == "1"
         summaries = self.cached(("experiments", ""), self.queries.experiment_summaries)
-        archived = hooks.archived_experiments(self.workspace)
+        # Archived experiments (``experiment.archive()``) are behind the toggle.
+        archived = {s.name for s in summaries if s.archived_time is not None}
         shown = [s for s in summaries if show_archived or s.name not in archived]
         return self.render("experiments.html", title="Experiments", experiments=shown,
-                           show_archived=show_archived, archiving=hooks.ARCHIVING_AVAILABLE,
-                           archived=archived)
+                           show_archived=show_archived, archived=archived,
+                           hidden=len(archived) if not show_archived else 0)
 
     async def runs_page(self, request: Request) -> Response:
         """One page of an experiment's runs table (filters, sort, columns in the URL)."""

@@ -30,8 +30,6 @@ if TYPE_CHECKING:
     from ledger.sdk.workspace import Workspace
     from projections.read_models import RunRow
 
-# Runs are archived one by one (``run.archive(reason)``); experiments are not.
-ARCHIVING_AVAILABLE = False
 MAX_LOG_BYTES = 2_000_000
 MAX_SNAPSHOT_BYTES = 300 * 1024 * 1024
 MAX_SNAPSHOT_ENTRIES = 2000
@@ -277,13 +275,7 @@ def verify_status(workspace: Workspace, digests: Sequence[Digest]) -> VerifyStat
     return VerifyStatus(available=True, ok=False, message=f"NOT verified: {report.message}")
 
 
-def archived_experiments(workspace: Workspace) -> frozenset[str]:
-    """Return the names of archived experiments (experiments are not archived: none)."""
-    del workspace
-    return frozenset()
-
-
-__all__ = ["FileEntry", "LogView", "VerifyStatus", "archived_experiments", "audit_timeline",
+__all__ = ["FileEntry", "LogView", "VerifyStatus", "audit_timeline",
            "open_file", "read_log", "run_files", "run_logs", "snapshot_files",
            "tail_log", "verify_status"]
 

@@ -81,6 +81,9 @@ def studio_ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
     restored.complete()
     restored.archive("by mistake")
     restored.restore()
+    shelved = Experiment(ws, "shelved")
+    shelved.start_logging().complete()
+    shelved.archive()
     large = exp.start_logging(display_name="large")
     large.upload_file("outputs/large.bin", io.BytesIO(LARGE))
     large.flush()
@@ -377,6 +380,19 @@ def test_archived_runs_are_hidden_unless_the_toggle_is_in_the_url(
     # The toggle survives sorting (it is part of the page's state in the URL).
     sort_link = re.search(r'<a class="sort" href="([^"]+)" data-column="name"', body)
     assert sort_link is not None and "archived=1" in sort_link.group(1)
+
+
+def test_archived_experiments_are_hidden_unless_the_toggle_is_in_the_url(
+        studio: RunningStudio) -> None:
+    _status, _headers, body = request(studio, "GET", "/")
+    names = re.findall(r'class="experiment-link" href="[^"]+">([^<]+)</a>', body)
+    assert names == ["faces"]
+    assert "(1 hidden)" in body
+    toggle = re.search(r'href="([^"]+)" id="archived-toggle">Show archived', body)
+    assert toggle is not None
+    _status, _headers, body = request(studio, "GET", toggle.group(1))
+    rows = re.findall(r'class="experiment-link" href="[^"]+">([^<]+)</a>(.*?)</td>', body)
+    assert rows == [("faces", ""), ("shelved", ' <span class="badge">archived</span>')]
 
 
 def test_verify_status_with_no_digest_a_good_one_and_a_changed_log(
