@@ -87,7 +87,9 @@ class SavedViewProjection(Projection):
     # experiment in the order of a column): declared here so that the run index's own module
     # stays as it is; ensure_schema creates them on existing ledgers and after a rebuild. The
     # duration has two: ended runs by their (fixed) duration, running ones by their start (a
-    # running run's duration is now - started_at, in the order of -started_at).
+    # running run's duration is now - started_at, in the order of -started_at). Their status
+    # and archived flag are in the index too: SQLite checks a status filter there, without
+    # reading the row, as it walks (status=Running on the ended runs' index reads none).
     indexes = {
         "rl_saved_views_experiment": "CREATE INDEX IF NOT EXISTS rl_saved_views_experiment "
                                      "ON {p}rl_saved_views (experiment, name)",
@@ -103,11 +105,12 @@ class SavedViewProjection(Projection):
         "rl_runs_studio_user": "CREATE INDEX IF NOT EXISTS rl_runs_studio_user ON {p}rl_runs "
                                "(experiment, created_by, seq) WHERE parent_run_id IS NULL",
         "rl_runs_studio_ended": "CREATE INDEX IF NOT EXISTS rl_runs_studio_ended ON {p}rl_runs "
-                                "(experiment, (ended_at - started_at), seq) "
+                                "(experiment, (ended_at - started_at), seq, status, archived) "
                                 "WHERE parent_run_id IS NULL AND ended_at IS NOT NULL "
                                 "AND started_at IS NOT NULL",
         "rl_runs_studio_running": "CREATE INDEX IF NOT EXISTS rl_runs_studio_running "
-                                  "ON {p}rl_runs (experiment, (-started_at), seq) "
+                                  "ON {p}rl_runs (experiment, (-started_at), seq, status, "
+                                  "archived) "
                                   "WHERE parent_run_id IS NULL AND ended_at IS NULL "
                                   "AND started_at IS NOT NULL",
     }
