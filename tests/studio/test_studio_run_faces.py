@@ -10,6 +10,7 @@ import asyncio
 import random
 import re
 import struct
+import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,9 +192,22 @@ def asgi_get(app: Any, path: str, query: str) -> tuple[int, dict[str, str], list
 
         await app(scope, receive, send)
 
-    asyncio.run(call())
+    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+    failed: list[BaseException] = []
+    worker = threading.Thread(target=lambda: _run_into(call, failed))
+    worker.start()
+    worker.join(60)
+    if failed:
+        raise failed[0]
     headers = {k.decode().lower(): v.decode() for k, v in started["headers"]}
     return started["status"], headers, bodies
+
+
+def _run_into(coroutine: Any, failed: list[BaseException]) -> None:
+    try:
+        asyncio.run(coroutine())
+    except BaseException as error:  # handed to the test's thread
+        failed.append(error)
 
 
 def test_a_file_larger_than_a_chunk_is_streamed_whole(
