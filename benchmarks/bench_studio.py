@@ -145,6 +145,20 @@ def chart_ms() -> dict[str, Any] | None:
             "page_to_chart_ms_median": round(statistics.median(r[1] for r in results))}
 
 
+def _cursor_after(ws: Any, sort: str, skip: int) -> str:
+    """The cursor of the page that starts after the first ``skip`` runs in this order."""
+    from projections.studio_queries import MAX_PAGE, RunsQuery, SortKey, StudioQueries
+
+    queries = StudioQueries(ws.ledger.index)
+    after = None
+    for _ in range(skip // MAX_PAGE):
+        page = queries.runs_page(RunsQuery(experiment=EXPERIMENT, sort=SortKey.parse(sort),
+                                           after=after, limit=MAX_PAGE))
+        after = page.next_cursor
+    assert after is not None
+    return after
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100_000)
@@ -175,13 +189,23 @@ def main(argv: list[str] | None = None) -> int:
         "filtered_status_tag": "status=Completed&tag=quality%3Dgood",
         "filtered_text": "q=sweep+42",
         "filtered_metric": "metric=loss+%3C+0.2",
+        "filtered_metric_none": "metric=loss.max+%3E+5",
         "sorted_name": "sort=name",
         "sorted_duration": "sort=-duration",
+        "sorted_duration_asc": "sort=duration",
         "sorted_tag": "sort=tag%3Aquality&col=tag%3Aquality",
         "sorted_metric": "sort=-metric%3Aloss.last&col=metric%3Aloss.last",
+        "sorted_metric_min": "sort=metric%3Aloss.min&col=metric%3Aloss.min",
+        "sorted_metric_max": "sort=-metric%3Aloss.max&col=metric%3Aloss.max",
+        "filtered_sorted": "status=Running&sort=-duration",
     }
     report["server_ms"] = {name: measure(app, path, query, args.repeats)
                            for name, query in cases.items()}
+    # Keyset pages: the page after the first half of the runs costs what the first costs.
+    for name, sort in (("deep_page_name", "name"), ("deep_page_duration", "-duration")):
+        after = _cursor_after(ws, sort, args.runs // 2)
+        report["server_ms"][name] = measure(app, path, f"sort={quote(sort)}&after={after}",
+                                            args.repeats)
     report["experiments_page"] = measure(app, "/", "", max(5, args.repeats // 3))
     ws.ledger.close()
     if not args.no_browser:

@@ -1,12 +1,15 @@
-"""Read models the Studio needs beside the run index: saved views, and each metric's last value
-as a number (so the runs table can filter and sort by it in SQL).
+"""Read models the Studio needs beside the run index: saved views, and the numbers of each
+metric the runs table filters and sorts by, with the run's experiment and position (so that a
+page sorted by a metric walks an index of that experiment's values instead of every run).
 
 - ``rl_saved_views``: one row per saved view (id, experiment, name, query string, creation and
   update times, creator), from the ``SavedView`` events.
-- ``rl_metric_last``: ``(run_id, name, value)``: the last value of a metric when it is a finite
-  number (``NULL`` when the last value is a string, a row, a table, a boolean or NaN). The
-  summaries in ``rl_metrics`` keep it encoded, since it may be any value; min and max are numbers
-  there already.
+- ``rl_metric_last``: ``(run_id, name, value, minimum, maximum, experiment, seq)``: ``value`` is
+  the last value of a metric when it is a finite number (``NULL`` when the last value is a
+  string, a row, a table, a boolean or NaN; the summaries in ``rl_metrics`` keep it encoded,
+  since it may be any value); ``minimum`` and ``maximum`` are those of ``rl_metrics`` (numeric
+  scalars only, ``projections.metrics.numeric_range``), here beside the experiment and ``seq``
+  their indexes need.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from ledger.domain.ids import run_stream_id
 from ledger.domain.metrics import MetricsLogged
 from ledger.domain.saved_view import SavedViewAggregate
 from projections.dialect import DbCursor
+from projections.metrics import numeric_range
 from projections.projection import LoggedEvent, Projection, to_micros
 from projections.runs import CHUNK, actor_user
 
@@ -31,9 +35,17 @@ _UPSERT_VIEW = (
     "name = excluded.name, query = excluded.query, updated_at = excluded.updated_at"
 )
 _UPDATE_VIEW = "UPDATE {p}rl_saved_views SET name = ?, query = ?, updated_at = ? WHERE view_id = ?"
+# A page's minimum and maximum are merged with the stored ones (NULL: no number yet).
 _UPSERT_LAST = (
-    "INSERT INTO {p}rl_metric_last (run_id, name, value, experiment, seq) "
-    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, name) DO UPDATE SET value = excluded.value, "
+    "INSERT INTO {p}rl_metric_last AS m (run_id, name, value, minimum, maximum, experiment, seq) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, name) DO UPDATE SET "
+    "value = excluded.value, "
+    "minimum = CASE WHEN excluded.minimum IS NULL THEN m.minimum "
+    "WHEN m.minimum IS NULL OR excluded.minimum < m.minimum "
+    "THEN excluded.minimum ELSE m.minimum END, "
+    "maximum = CASE WHEN excluded.maximum IS NULL THEN m.maximum "
+    "WHEN m.maximum IS NULL OR excluded.maximum > m.maximum "
+    "THEN excluded.maximum ELSE m.maximum END, "
     "experiment = excluded.experiment, seq = excluded.seq"
 )
 
@@ -73,7 +85,11 @@ class SavedViewProjection(Projection):
     }
     # With the views, the indexes the runs table's sorts need on rl_runs (top-level runs of an
     # experiment in the order of a column): declared here so that the run index's own module
-    # stays as it is; ensure_schema creates them on existing ledgers and after a rebuild.
+    # stays as it is; ensure_schema creates them on existing ledgers and after a rebuild. The
+    # duration has two: ended runs by their (fixed) duration, running ones by their start (a
+    # running run's duration is now - started_at, in the order of -started_at). Their status
+    # and archived flag are in the index too: SQLite checks a status filter there, without
+    # reading the row, as it walks (status=Running on the ended runs' index reads none).
     indexes = {
         "rl_saved_views_experiment": "CREATE INDEX IF NOT EXISTS rl_saved_views_experiment "
                                      "ON {p}rl_saved_views (experiment, name)",
@@ -88,6 +104,15 @@ class SavedViewProjection(Projection):
                                  "WHERE parent_run_id IS NULL",
         "rl_runs_studio_user": "CREATE INDEX IF NOT EXISTS rl_runs_studio_user ON {p}rl_runs "
                                "(experiment, created_by, seq) WHERE parent_run_id IS NULL",
+        "rl_runs_studio_ended": "CREATE INDEX IF NOT EXISTS rl_runs_studio_ended ON {p}rl_runs "
+                                "(experiment, (ended_at - started_at), seq, status, archived) "
+                                "WHERE parent_run_id IS NULL AND ended_at IS NOT NULL "
+                                "AND started_at IS NOT NULL",
+        "rl_runs_studio_running": "CREATE INDEX IF NOT EXISTS rl_runs_studio_running "
+                                  "ON {p}rl_runs (experiment, (-started_at), seq, status, "
+                                  "archived) "
+                                  "WHERE parent_run_id IS NULL AND ended_at IS NULL "
+                                  "AND started_at IS NOT NULL",
     }
 
     def apply(self, cursor: DbCursor, events: Sequence[LoggedEvent]) -> None:
@@ -110,21 +135,24 @@ class SavedViewProjection(Projection):
 
 
 class MetricLastProjection(Projection):
-    """Projects ``MetricsLogged`` batches into each metric's numeric last value.
+    """Projects ``MetricsLogged`` batches into each metric's numeric last value, minimum and
+    maximum.
 
     Each row also carries its run's experiment and creation position (``seq``, from ``rl_runs``:
     a run's ``Created`` is always in the log before its metrics), so that sorting an
-    experiment's runs by a metric walks the index ``(experiment, name, value, seq)``. A run the
-    run index does not know (yet) gets ``NULL`` there: it sorts with the runs without a value.
+    experiment's runs by a metric walks the index ``(experiment, name, value, seq)`` (or its
+    minimum's, or its maximum's). A run the run index does not know (yet) gets ``NULL`` there:
+    it sorts with the runs without a value.
     """
 
-    name = "runledger.metric_last.v2"
+    name = "runledger.metric_last.v3"
     topics = frozenset({MetricsLogged.TOPIC})
     tables = {
         "rl_metric_last": (
             "CREATE TABLE IF NOT EXISTS {p}rl_metric_last ("
-            "run_id {text} NOT NULL, name {text} NOT NULL, value {double}, "
-            "experiment {text}, seq {bigint}, PRIMARY KEY (run_id, name)){without_rowid}"
+            "run_id {text} NOT NULL, name {text} NOT NULL, value {double}, minimum {double}, "
+            "maximum {double}, experiment {text}, seq {bigint}, PRIMARY KEY (run_id, name))"
+            "{without_rowid}"
         ),
     }
     indexes = {
@@ -135,20 +163,36 @@ class MetricLastProjection(Projection):
         # (descending values). Without it PostgreSQL sorted every match to return 100.
         "rl_metric_last_search": "CREATE INDEX IF NOT EXISTS rl_metric_last_search "
                                  "ON {p}rl_metric_last (experiment, name, value, seq DESC)",
+        "rl_metric_last_minimum": "CREATE INDEX IF NOT EXISTS rl_metric_last_minimum "
+                                  "ON {p}rl_metric_last (experiment, name, minimum, seq)",
+        "rl_metric_last_maximum": "CREATE INDEX IF NOT EXISTS rl_metric_last_maximum "
+                                  "ON {p}rl_metric_last (experiment, name, maximum, seq)",
     }
 
     def apply(self, cursor: DbCursor, events: Sequence[LoggedEvent]) -> None:
-        """Record the last value of every series of the page's batches.
+        """Record the last value, minimum and maximum of every series of the page's batches.
 
         Args:
             cursor: a tuple-row cursor in the projector's transaction.
             events: the page's ``MetricsLogged`` events, in log order.
         """
-        last: dict[tuple[str, str], float | None] = {}
+        # (run, name) -> [last, minimum, maximum] of the page
+        last: dict[tuple[str, str], list[float | None]] = {}
         for _position, _topic, event in events:
             for name, _kind, _description, values, _steps, _times in event.series:
-                if values:
-                    last[event.run_id, name] = numeric_value(values[-1])
+                if not values:
+                    continue
+                found = last.get((event.run_id, name))
+                if found is None:
+                    found = last[event.run_id, name] = [None, None, None]
+                found[0] = numeric_value(values[-1])
+                bounds = numeric_range(values)
+                if bounds is not None:
+                    low, high = bounds
+                    if found[1] is None or low < found[1]:
+                        found[1] = low
+                    if found[2] is None or high > found[2]:
+                        found[2] = high
         if not last:
             return
         runs: dict[str, tuple[Any, Any]] = {}
@@ -164,5 +208,5 @@ class MetricLastProjection(Projection):
                 if run_id is not None:
                     runs[run_id] = (experiment, seq)
         cursor.executemany(self.dialect.sql(_UPSERT_LAST), [
-            (run_id, name, value, *runs.get(run_id, (None, None)))
-            for (run_id, name), value in last.items()])
+            (run_id, name, *numbers, *runs.get(run_id, (None, None)))
+            for (run_id, name), numbers in last.items()])

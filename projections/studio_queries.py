@@ -11,6 +11,8 @@ direction. Kept apart from ``projections/index.py`` so that its own query growth
 from __future__ import annotations
 
 import base64
+import heapq
+import itertools
 import json
 import re
 import time
@@ -30,17 +32,20 @@ from projections.read_models import MetricSummaryRow, RunRow
 TERMINAL = frozenset({RunStatus.COMPLETED.value, RunStatus.FAILED.value,
                       RunStatus.CANCELED.value})
 MAX_PAGE = 500
+# Runs a metric filter keeps below which the page starts from them rather than from its order.
+FEW_RUNS = 2000
 ACTIVITY_SAMPLE = 200
 FIELDS = ("last", "min", "max")
 OPERATORS = ("<=", ">=", "!=", "<", ">", "=")
-# Columns of the run row a page can be sorted by, and their SQL expressions. ``duration`` takes
-# the current time for runs that have not ended (a parameter, so the query stays cacheable).
+# Columns of the run row a page can be sorted by, and their SQL expressions. ``duration`` is
+# ended_at - started_at, or now - started_at while a run runs (``StudioQueries._sort`` reads
+# the two apart, each from its index).
 BUILTIN_SORTS = {
     "number": "r.seq",
     "status": "r.status",
     "name": "COALESCE(r.display_name, r.name)",
     "start": "COALESCE(r.started_at, r.created_at)",
-    "duration": "(COALESCE(r.ended_at, ?) - r.started_at)",
+    "duration": "",
     "submitted": "r.created_by",
 }
 _METRIC_CONDITION = re.compile(
@@ -161,7 +166,8 @@ class RunsPage:
 
 @attrs.frozen
 class ExperimentSummary:
-    """An experiment with its runs (children included) counted by status."""
+    """An experiment with its runs (children included) counted by status, and when it was
+    archived (``None``: active)."""
 
     name: str
     created_at: Any
@@ -170,6 +176,7 @@ class ExperimentSummary:
     by_status: dict[str, int]
     active: int
     last_activity: Any
+    archived_time: Any = None
 
 
 @attrs.frozen
@@ -210,22 +217,43 @@ def decode_cursor(text: str) -> list[Any]:
 
 
 @attrs.frozen
-class _Sort:
-    """A sort column's SQL: its value expression (and parameters), the join that finds runs
-    with a value and the join that keeps those without, and whether it may be empty."""
+class _Part:
+    """Runs of a page that have a sort value, read in value order from one index.
+
+    ``key`` is the expression the part is ordered and paged by (default: the value itself); it
+    is the value plus ``shift``. Only the duration of running runs needs it: ``now -
+    started_at`` changes with ``now``, so no index holds it, but ``-started_at`` (the duration
+    minus ``now``) orders them the same way and is indexed.
+    """
 
     value: str
-    value_params: list[Any]
-    inner_join: str
-    outer_join: str
-    join_params: list[Any]
-    nullable: bool
+    value_params: list[Any] = attrs.field(factory=list)
+    join: str = ""
+    join_params: list[Any] = attrs.field(factory=list)
+    where: tuple[str, ...] = ()
+    key: str | None = None
+    shift: int = 0
     # The run's seq as the joined table holds it (so the order is that of its index).
     seq: str = "r.seq"
-    # The outer join's parameters, when they are not the inner join's.
-    outer_params: list[Any] | None = None
-    # What the runs of the second part (no value) satisfy, when not ``value IS NULL``.
-    missing: str | None = None
+
+    @property
+    def order_key(self) -> str:
+        """The expression the part is ordered by."""
+        return self.value if self.key is None else self.key
+
+
+@attrs.frozen
+class _Sort:
+    """A sort column's SQL: the parts that find runs with a value (merged in value order),
+    and, when a value may be missing, how the runs without one are found."""
+
+    parts: tuple[_Part, ...]
+    nullable: bool
+    # The join that keeps the runs without a value, its parameters, and what those runs
+    # satisfy (without a value nothing is compared: they come newest first).
+    outer_join: str = ""
+    outer_params: list[Any] = attrs.field(factory=list)
+    missing: str = ""
 
 
 def _like(text: str) -> str:
@@ -282,7 +310,7 @@ class StudioQueries:
                 run_count=row.run_count, by_status=dict(sorted(by_status.items())),
                 active=sum(n for s, n in by_status.items() if s not in TERMINAL),
                 last_activity=micros_to_datetime(latest[row.name]) if row.name in latest
-                else None))
+                else None, archived_time=row.archived_time))
         return summaries
 
     def status_counts(self, experiment: str) -> dict[str, int]:
@@ -336,48 +364,55 @@ class StudioQueries:
                     text += " AND x.value = ?"
                     params.append(pair.value)
                 where.append(text + ")")
+        metric_filters = []
         for condition in query.metrics:
-            table, column = self._metric_column(condition.field)
-            where.append(f"EXISTS (SELECT 1 FROM {{p}}{table} x WHERE x.run_id = r.run_id "
-                         f"AND x.name = ? AND x.{column} {condition.op} ?)")
-            params += [condition.name, condition.value]
+            column = self._metric_column(condition.field)
+            metric_filters.append((f"FROM {{p}}rl_metric_last x WHERE x.experiment = ? AND "
+                                   f"x.name = ? AND x.{column} {condition.op} ?",
+                                   [query.experiment, condition.name, condition.value]))
         if query.text.strip():
             pattern = _like(query.text.strip())
             where.append("(LOWER(r.name) LIKE ? ESCAPE '\\' OR LOWER(r.display_name) LIKE ? "
                          "ESCAPE '\\' OR LOWER(r.description) LIKE ? ESCAPE '\\')")
             params += [pattern] * 3
         sort = self._sort(query.sort, query.experiment, now_micros)
-        after_op = "<" if query.sort.descending else ">"
-        direction = "DESC" if query.sort.descending else "ASC"
+        descending = query.sort.descending
+        after_op = "<" if descending else ">"
+        direction = "DESC" if descending else "ASC"
         cursor_null, cursor_value, cursor_seq = (decode_cursor(query.after)
                                                  if query.after is not None else (0, None, None))
         found: list[tuple[Sequence[Any], int]] = []  # (row, 1 if it has no sort value)
         limit = query.limit
         with store_errors("Querying runs"), self.index._read() as cursor:
+            for matching, matching_params in metric_filters:
+                # A filter that keeps few runs is read from the value's index (a lookup per
+                # run would read every run of the experiment to find none); one that keeps
+                # many is checked run by run as the page's order goes (the index would give
+                # thousands of runs to sort).
+                cursor.execute(self._dialect.sql(
+                    f"SELECT COUNT(*) FROM (SELECT 1 {matching} LIMIT ?) few"),
+                    [*matching_params, FEW_RUNS + 1])
+                if cursor.fetchone()[0] <= FEW_RUNS:
+                    where.append(f"r.seq IN (SELECT x.seq {matching})")
+                else:
+                    where.append(f"EXISTS (SELECT 1 {matching} AND x.run_id = r.run_id)")
+                params += matching_params
             if not cursor_null:
-                part_where = list(where)
-                part_params = list(params)
-                if sort.nullable:
-                    part_where.append(f"{sort.value} IS NOT NULL")
-                    part_params += sort.value_params
-                if cursor_seq is not None:
-                    part_where.append(f"({sort.value}, {sort.seq}) {after_op} (?, ?)")
-                    part_params += [*sort.value_params, cursor_value, cursor_seq]
-                order = f"{sort.value} {direction}, {sort.seq} {direction}"
-                rows = self._select(cursor, sort, sort.inner_join, sort.join_params,
-                                    part_where, part_params, order, sort.value_params,
-                                    limit + 1)
-                found += [(row, 0) for row in rows]
+                # Each part in value order from its index; merged, the page's first rows.
+                merged = heapq.merge(*(
+                    self._part_rows(cursor, part, where, params, after_op, direction,
+                                    cursor_value, cursor_seq, limit + 1)
+                    for part in sort.parts), key=lambda row: (row[-1], row[-2]),
+                    reverse=descending)
+                found += [(row, 0) for row in itertools.islice(merged, limit + 1)]
             if sort.nullable and len(found) <= limit:
-                part_where = [*where, sort.missing or f"{sort.value} IS NULL"]
-                part_params = [*params, *sort.value_params]
+                part_where = [*where, sort.missing]
+                part_params = list(params)
                 if cursor_null:
                     part_where.append(f"r.seq {after_op} ?")
                     part_params.append(cursor_seq)
-                outer_params = (sort.join_params if sort.outer_params is None
-                                else sort.outer_params)
-                rows = self._select(cursor, sort, sort.outer_join, outer_params, part_where,
-                                    part_params, f"r.seq {direction}", [],
+                rows = self._select(cursor, "NULL", [], sort.outer_join, sort.outer_params,
+                                    "r.seq", part_where, part_params, f"r.seq {direction}",
                                     limit + 1 - len(found))
                 found += [(row, 1) for row in rows]
             more = len(found) > limit
@@ -389,50 +424,80 @@ class StudioQueries:
             next_cursor = encode_cursor([is_null, None if is_null else last[-1], int(last[-2])])
         return RunsPage(rows=page_rows, next_cursor=next_cursor)
 
-    def _select(self, cursor: Any, sort: _Sort, join: str, join_params: list[Any],
-                where: list[str], params: list[Any], order: str, order_params: list[Any],
-                limit: int) -> list[Sequence[Any]]:
+    def _part_rows(self, cursor: Any, part: _Part, where: list[str], params: list[Any],
+                   after_op: str, direction: str, cursor_value: Any, cursor_seq: int | None,
+                   limit: int) -> list[Sequence[Any]]:
+        """A part's first ``limit`` runs after the cursor, in value order."""
+        part_where = [*where, *part.where]
+        part_params = list(params)
+        key = part.order_key
+        if cursor_seq is not None:
+            # Not ``(key, seq) > (?, ?)``: SQLite walks an index on an expression from the
+            # start for a row value, but from the bound for ``key >= ?``; page N then costs
+            # what page 1 costs.
+            part_where.append(f"{key} {after_op}= ? AND ({key} {after_op} ? "
+                              f"OR {part.seq} {after_op} ?)")
+            bound = cursor_value
+            if part.shift:
+                if isinstance(cursor_value, bool) or not isinstance(cursor_value, (int, float)):
+                    raise ValidationError(f"Not a page cursor of this sort: {cursor_value!r}")
+                bound = cursor_value + part.shift
+            part_params += [bound, bound, cursor_seq]
+        return self._select(cursor, part.value, part.value_params, part.join, part.join_params,
+                            part.seq, part_where, part_params,
+                            f"{key} {direction}, {part.seq} {direction}", limit)
+
+    def _select(self, cursor: Any, value: str, value_params: list[Any], join: str,
+                join_params: list[Any], seq: str, where: list[str], params: list[Any],
+                order: str, limit: int) -> list[Sequence[Any]]:
         # The page's own seq and sort value come last, whatever _RUN_SELECT holds.
-        text = (f"SELECT {_RUN_SELECT}, r.seq, {sort.value} FROM {{p}}rl_runs r {join} "
+        text = (f"SELECT {_RUN_SELECT}, {seq}, {value} FROM {{p}}rl_runs r {join} "
                 f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?")
-        cursor.execute(self._dialect.sql(text), [*sort.value_params, *join_params, *params,
-                                                 *order_params, limit])
+        cursor.execute(self._dialect.sql(text), [*value_params, *join_params, *params, limit])
         return list(cursor.fetchall())
 
     def _sort(self, sort: SortKey, experiment: str, now_micros: int) -> _Sort:
-        """The SQL of a sort column: its value, its joins, whether it may be empty."""
+        """The SQL of a sort column: the parts that read runs with a value, and how the runs
+        without one are found."""
         column = sort.column
+        if column == "duration":
+            # Ended runs by their stored duration, running ones by their start (newest is
+            # shortest); runs not started have none. Both parts walk a partial index.
+            ended = "(r.ended_at - r.started_at)"
+            return _Sort(parts=(
+                _Part(ended, where=("r.ended_at IS NOT NULL", "r.started_at IS NOT NULL")),
+                _Part("(? - r.started_at)", [now_micros],
+                      where=("r.ended_at IS NULL", "r.started_at IS NOT NULL"),
+                      key="(-r.started_at)", shift=-now_micros),
+            ), nullable=True, missing="r.started_at IS NULL")
         if column in BUILTIN_SORTS:
-            if column == "duration":
-                return _Sort(BUILTIN_SORTS[column], [now_micros], "", "", [], nullable=True)
-            return _Sort(BUILTIN_SORTS[column], [], "", "", [], nullable=False)
+            return _Sort(parts=(_Part(BUILTIN_SORTS[column]),), nullable=False)
         kind, _sep, key = column.partition(":")
         if kind in ("tag", "prop"):
             table = "rl_tags" if kind == "tag" else "rl_properties"
             # The pair rows carry the experiment: the join can walk their value index.
             on = f"{{p}}{table} s ON s.seq = r.seq AND s.experiment = ? AND s.key = ?"
-            return _Sort("s.value", [], f"JOIN {on}", f"LEFT JOIN {on}", [experiment, key],
-                         nullable=True, seq="s.seq")
+            return _Sort(parts=(_Part("s.value", join=f"JOIN {on}", join_params=[experiment, key],
+                                      where=("s.value IS NOT NULL",), seq="s.seq"),),
+                         nullable=True, outer_join=f"LEFT JOIN {on}",
+                         outer_params=[experiment, key], missing="s.value IS NULL")
         name, _dot, field = key.rpartition(".")
         if not name or field not in FIELDS:
             name, field = key, "last"
-        table, value_column = self._metric_column(field)
-        if field == "last":  # rl_metric_last carries the run's experiment and seq: walk its index
-            on = "{p}rl_metric_last s ON s.seq = r.seq AND s.experiment = ? AND s.name = ?"
-            outer = "{p}rl_metric_last s ON s.run_id = r.run_id AND s.name = ?"
-            return _Sort("s.value", [], f"JOIN {on}", f"LEFT JOIN {outer}",
-                         [experiment, name], nullable=True, seq="s.seq", outer_params=[name],
-                         missing="(s.value IS NULL OR s.seq IS NULL "
-                                 "OR s.experiment <> r.experiment)")
-        on = f"{{p}}{table} s ON s.run_id = r.run_id AND s.name = ?"
-        return _Sort(f"s.{value_column}", [], f"JOIN {on}", f"LEFT JOIN {on}", [name],
-                     nullable=True)
+        # rl_metric_last carries the run's experiment and seq: walk the index of the value.
+        value = f"s.{self._metric_column(field)}"
+        on = "{p}rl_metric_last s ON s.seq = r.seq AND s.experiment = ? AND s.name = ?"
+        return _Sort(
+            parts=(_Part(value, join=f"JOIN {on}", join_params=[experiment, name],
+                         where=(f"{value} IS NOT NULL",), seq="s.seq"),),
+            nullable=True, outer_join="LEFT JOIN {p}rl_metric_last s ON s.run_id = r.run_id "
+                                      "AND s.name = ?", outer_params=[name],
+            missing=f"({value} IS NULL OR s.seq IS NULL OR s.experiment <> r.experiment)")
 
     @staticmethod
-    def _metric_column(field: str) -> tuple[str, str]:
-        if field == "last":
-            return "rl_metric_last", "value"
-        return "rl_metrics", "minimum" if field == "min" else "maximum"
+    def _metric_column(field: str) -> str:
+        """The column of ``rl_metric_last`` holding a metric's ``last``, ``min`` or ``max``."""
+        return {"last": "value", "min": "minimum"}.get(field, "maximum")
 
     def child_counts(self, run_ids: Sequence[str]) -> dict[str, int]:
         """Return how many children each of these runs has (runs without any are left out).

@@ -149,8 +149,10 @@ class FieldChange:
 
     Attributes:
         field: ``status``, ``display_name``, ``description``, ``property``, ``tag``,
-            ``archived``, ``error``, ``metric`` (a count of values) or ``run`` (it came to be).
-        key: the property, tag or metric name (``None`` for the other fields).
+            ``archived``, ``error``, ``metric`` (a count of values), ``file`` (a file
+            uploaded: ``new`` is its ``size``, ``sha256`` and ``media_type``) or ``run`` (it
+            came to be).
+        key: the property, tag, metric or file name (``None`` for the other fields).
         old: the value before (``None`` when ``change`` is ``added``).
         new: the value after (``None`` when ``change`` is ``removed``).
         change: ``added``, ``changed`` or ``removed``.
@@ -170,6 +172,8 @@ class FieldChange:
     def text(self) -> str:
         """Return the change as one line: ``tag quality: 'good' -> 'bad'``."""
         name = self.field.replace("_", " ") + (f" {self.key}" if self.key is not None else "")
+        if self.field == "file" and self.change == "added":
+            return f"{name}: + {self.new['size']} bytes (sha256 {self.new['sha256'][:12]})"
         if self.change == "added":
             return f"{name}: + {self.new!r}"
         if self.change == "removed":
@@ -190,6 +194,7 @@ class RunState:
     archived: bool = False
     error: Mapping[str, str] | None = None
     metric_counts: Mapping[str, int] = attrs.field(factory=dict)
+    files: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
 
     @classmethod
     def of(cls, run: RunAggregate | None, metric_counts: Mapping[str, int]) -> RunState:
@@ -200,7 +205,10 @@ class RunState:
                    description=run.description, properties=dict(run.properties),
                    tags=dict(run.tags), archived=run.archived,
                    error=dict(run.error) if run.error else None,
-                   metric_counts=dict(metric_counts))
+                   metric_counts=dict(metric_counts),
+                   files={name: {"size": entry["size"], "sha256": entry["sha256"],
+                                 "media_type": entry["media_type"]}
+                          for name, entry in (getattr(run, "files", None) or {}).items()})
 
 
 def _pairs(field: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[FieldChange]:
@@ -224,7 +232,7 @@ def state_changes(before: RunState, after: RunState) -> tuple[FieldChange, ...]:
 
     Returns:
         The changes: the run's creation, status, display name, description, error, archived,
-        then properties, tags and metric counts by key (old -> new).
+        then properties, tags, metric counts and files by key (old -> new).
     """
     changes: list[FieldChange] = []
     if before.exists != after.exists:
@@ -241,6 +249,7 @@ def state_changes(before: RunState, after: RunState) -> tuple[FieldChange, ...]:
     changes += _pairs("property", before.properties, after.properties)
     changes += _pairs("tag", before.tags, after.tags)
     changes += _pairs("metric", before.metric_counts, after.metric_counts)
+    changes += _pairs("file", before.files, after.files)
     return tuple(changes)
 
 

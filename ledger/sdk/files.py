@@ -506,6 +506,26 @@ class RunFilesMixin:
         except BlobError as error:
             raise FileDamagedError(self._run_id, name, str(error)) from error
 
+    def iter_file(self, name: str) -> Iterator[bytes]:
+        """Yield a file's content a stored chunk at a time (at most
+        ``ledger.persistence.blobs.CHUNK_SIZE`` bytes each), so that serving or copying a
+        large file keeps memory flat. Each chunk is checked against its digest before it is
+        yielded, the whole against its SHA-256 after the last one.
+
+        Args:
+            name: the file's name in the run.
+
+        Returns:
+            The chunks (read as the iterator is consumed).
+
+        Raises:
+            RunFileNotFoundError: no such file (from the first ``next``).
+            FileDamagedError: the content is missing or damaged (from the ``next`` that reads
+                the bad part: a caller must not trust what it wrote before the end).
+            ValidationError: an unsafe name.
+        """
+        return self._file_chunks(check_file_name(name, self._run_id))
+
     def read_file(self, name: str) -> bytes:
         """Return a (small) file's content, checked against its SHA-256.
 

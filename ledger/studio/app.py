@@ -29,6 +29,7 @@ from starlette.responses import (
     PlainTextResponse,
     RedirectResponse,
     Response,
+    StreamingResponse,
 )
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -39,6 +40,7 @@ from ledger.domain.errors import (
     RunFileNotFoundError,
     ValidationError,
 )
+from ledger.domain.files import is_log_name
 from ledger.domain.saved_view import SavedViewAggregate
 from ledger.domain.values import current_actor
 from ledger.sdk.details import details_from_row, iso_utc
@@ -228,11 +230,12 @@ class Studio:
         """Every experiment with its run counts by status, active runs and last activity."""
         show_archived = request.query_params.get("archived") == "1"
         summaries = self.cached(("experiments", ""), self.queries.experiment_summaries)
-        archived = hooks.archived_experiments(self.workspace)
+        # Archived experiments (``experiment.archive()``) are behind the toggle.
+        archived = {s.name for s in summaries if s.archived_time is not None}
         shown = [s for s in summaries if show_archived or s.name not in archived]
         return self.render("experiments.html", title="Experiments", experiments=shown,
-                           show_archived=show_archived, archiving=hooks.ARCHIVING_AVAILABLE,
-                           archived=archived)
+                           show_archived=show_archived, archived=archived,
+                           hidden=len(archived) if not show_archived else 0)
 
     async def runs_page(self, request: Request) -> Response:
         """One page of an experiment's runs table (filters, sort, columns in the URL)."""
@@ -305,7 +308,7 @@ class Studio:
             duration=duration_of(row, now), parent=index.get(row.parent_run_id)
             if row.parent_run_id else None, logs=logs,
             files=hooks.run_files(self.workspace, row), files_url=files_url(run_id),
-            snapshot_id=snapshot_id, snapshot=snapshot, describe=hooks.describe,
+            snapshot_id=snapshot_id, snapshot=snapshot,
             verify=self.verify_status())
 
     async def compare_page(self, request: Request) -> Response:
@@ -384,14 +387,20 @@ class Studio:
         return RedirectResponse(f"/views/{aggregate.view_id}", 303)
 
     async def log_file(self, request: Request) -> Response:
-        """A run's log, as text, read through the store: found by its name among the run's
-        logs, never by a path."""
+        """A run's whole log, as text, streamed from the store: found by its name among the
+        run's logs, never by a path."""
         row = self._row(request.query_params.get("run", ""))
         name = request.query_params.get("name", "")
-        view = hooks.read_log(self.workspace, row, name)
-        if view is None:
+        if not is_log_name(name):
             raise _NotFound(f"Run {row.run_id!r} has no log named {name!r}")
-        return PlainTextResponse(view.text, headers={"Cache-Control": "no-store"})
+        try:
+            _entry, chunks = hooks.open_file(self.workspace, row, name)
+        except RunFileNotFoundError:
+            raise _NotFound(f"Run {row.run_id!r} has no log named {name!r}") from None
+        except FileDamagedError as error:
+            return PlainTextResponse(f"{error}\n", 409)
+        return StreamingResponse(chunks, media_type="text/plain; charset=utf-8",
+                                 headers={"Cache-Control": "no-store"})
 
     async def log_api(self, request: Request) -> Response:
         """What a run's log gained after a log stream version (the run page's live tail):
@@ -409,22 +418,26 @@ class Studio:
                             headers={"Cache-Control": "no-store"})
 
     async def file_download(self, request: Request) -> Response:
-        """One of a run's files, by a name from the run's own file list, checked against its
-        SHA-256, always as an attachment (raster images keep their type, so the page can show
-        them in an ``<img>``; anything else is an octet stream)."""
+        """One of a run's files, by a name from the run's own file list, streamed a checked
+        chunk at a time, always as an attachment (raster images keep their type, so the page
+        can show them in an ``<img>``; anything else is an octet stream)."""
         row = self._row(request.path_params["run_id"])
         name = request.query_params.get("name", "")
         try:
-            entry, content = hooks.read_file(self.workspace, row, name)
+            entry, chunks = hooks.open_file(self.workspace, row, name)
         except RunFileNotFoundError:
             raise _NotFound(f"Run {row.run_id!r} has no file named {name!r}") from None
         except FileDamagedError as error:
             return PlainTextResponse(f"{error}\n", 409)
         media = entry.media_type if entry.is_image else "application/octet-stream"
         base = name.rsplit("/", 1)[-1]
-        disposition = "attachment; filename*=UTF-8''" + quote(base, safe="")
-        return Response(content, media_type=media, headers={
-            "Content-Disposition": disposition, "Cache-Control": "no-store"})
+        headers = {"Content-Disposition": "attachment; filename*=UTF-8''" + quote(base, safe=""),
+                   "Cache-Control": "no-store"}
+        if entry.sha256 is not None and entry.size is not None:
+            # A recorded file's length is known: a download cut short by a damaged chunk
+            # further on is then seen as incomplete (a growing log's length is not fixed).
+            headers["Content-Length"] = str(entry.size)
+        return StreamingResponse(chunks, media_type=media, headers=headers)
 
     # ------------------------------------------------------------------ JSON for the charts
     async def metrics_api(self, request: Request) -> Response:

@@ -8,9 +8,11 @@ the blob store (``app.blobs``), found by a name that must be in the run's own fi
 
 from __future__ import annotations
 
+import collections
 import io
+import itertools
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -28,10 +30,7 @@ if TYPE_CHECKING:
     from ledger.sdk.workspace import Workspace
     from projections.read_models import RunRow
 
-# Runs are archived one by one (``run.archive(reason)``); experiments are not.
-ARCHIVING_AVAILABLE = False
 MAX_LOG_BYTES = 2_000_000
-MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
 MAX_SNAPSHOT_BYTES = 300 * 1024 * 1024
 MAX_SNAPSHOT_ENTRIES = 2000
 # Media types a browser may show for a download: raster images only (an SVG or HTML file could
@@ -116,8 +115,12 @@ def run_logs(workspace: Workspace, row: RunRow) -> list[FileEntry]:
     return [f for f in run_files(workspace, row) if is_log_name(f.name)]
 
 
-def read_file(workspace: Workspace, row: RunRow, name: str) -> tuple[FileEntry, bytes]:
-    """Return one of a run's files and its content, checked against its SHA-256.
+def open_file(workspace: Workspace, row: RunRow, name: str) -> tuple[FileEntry, Iterator[bytes]]:
+    """Return one of a run's files and its content as checked chunks, to stream.
+
+    The first chunk is read here, so that a missing or damaged start is an error before any
+    answer is sent; a chunk damaged further on raises while streaming (the download is then
+    cut short of its ``Content-Length``).
 
     Args:
         workspace: the ledger.
@@ -126,20 +129,37 @@ def read_file(workspace: Workspace, row: RunRow, name: str) -> tuple[FileEntry, 
             path or ``..``, matches nothing).
 
     Returns:
-        The file's entry and its bytes.
+        The file's entry and an iterator over its bytes (``run.iter_file``).
 
     Raises:
         RunFileNotFoundError: the run has no file of that name.
-        FileDamagedError: the stored content is missing, damaged or too large to serve.
+        FileDamagedError: the stored content is missing or damaged.
     """
     run = _run(workspace, row)
     found = {f.name: f for f in run.get_files()}.get(name)
     if found is None:
         raise RunFileNotFoundError(row.run_id, name)
-    if found.size > MAX_DOWNLOAD_BYTES:
-        raise FileDamagedError(row.run_id, name, f"{found.size} bytes is more than the Studio "
-                               f"serves ({MAX_DOWNLOAD_BYTES}); use `runledger run download`")
-    return _entry(found), run.read_file(name)
+    chunks = run.iter_file(name)
+    first = next(chunks, b"")
+    return _entry(found), itertools.chain((first,), chunks)
+
+
+def _log_tail(workspace: Workspace, row: RunRow, name: str) -> tuple[bytes, bool]:
+    """The last :data:`MAX_LOG_BYTES` of a log, read a chunk at a time (memory stays bounded
+    whatever the log's length), and whether there was more before them."""
+    kept: collections.deque[bytes] = collections.deque()
+    held = 0
+    dropped = False
+    for chunk in _run(workspace, row).iter_file(name):
+        kept.append(chunk)
+        held += len(chunk)
+        while kept and held - len(kept[0]) >= MAX_LOG_BYTES:
+            held -= len(kept.popleft())
+            dropped = True
+    data = b"".join(kept)
+    if len(data) > MAX_LOG_BYTES:
+        return data[-MAX_LOG_BYTES:], True
+    return data, dropped
 
 
 def read_log(workspace: Workspace, row: RunRow, name: str) -> LogView | None:
@@ -161,9 +181,8 @@ def read_log(workspace: Workspace, row: RunRow, name: str) -> LogView | None:
     app = workspace.ledger.application
     parts = log_parts(app, row.run_id)
     version = parts[-1].originator_version if parts else 0
-    data = _run(workspace, row).read_file(name)
-    truncated = len(data) > MAX_LOG_BYTES
-    text = data[-MAX_LOG_BYTES:].decode("utf-8", errors="replace")
+    data, truncated = _log_tail(workspace, row, name)
+    text = data.decode("utf-8", errors="replace")
     return LogView(name=name, text=text, version=version, truncated=truncated)
 
 
@@ -261,18 +280,7 @@ def verify_status(workspace: Workspace, digests: Sequence[Digest]) -> VerifyStat
     return VerifyStatus(available=True, ok=False, message=f"NOT verified: {report.message}")
 
 
-def archived_experiments(workspace: Workspace) -> frozenset[str]:
-    """Return the names of archived experiments (experiments are not archived: none)."""
-    del workspace
-    return frozenset()
-
-
-def describe(entry: ChangeEntry) -> list[str]:
-    """The changes of a timeline entry as lines of text (``tag quality: 'a' -> 'b'``)."""
-    return [change.text() for change in entry.changes]
-
-
-__all__ = ["FileEntry", "LogView", "VerifyStatus", "archived_experiments", "audit_timeline",
-           "describe", "read_file", "read_log", "run_files", "run_logs", "snapshot_files",
+__all__ = ["FileEntry", "LogView", "VerifyStatus", "audit_timeline",
+           "open_file", "read_log", "run_files", "run_logs", "snapshot_files",
            "tail_log", "verify_status"]
 

@@ -286,6 +286,24 @@ def test_history_since_and_until(ws: Workspace, exp: Experiment) -> None:
         assert run.as_of(entry.position).position == entry.position
 
 
+def test_history_names_each_uploaded_file_with_its_size_and_hash(ws: Workspace,
+                                                                  exp: Experiment) -> None:
+    import hashlib
+    import io
+
+    run = exp.start_logging()
+    content = b"weights" * 100
+    run.upload_file("outputs/model.bin", io.BytesIO(content))
+    run.complete()
+    (uploaded,) = [e for e in run.get_audit_history() if e.kind == "FileUploaded"]
+    (change,) = uploaded.changes
+    digest = hashlib.sha256(content).hexdigest()
+    assert (change.field, change.key, change.change) == ("file", "outputs/model.bin", "added")
+    assert change.new == {"size": len(content), "sha256": digest,
+                          "media_type": "application/octet-stream"}
+    assert uploaded.what == f"file outputs/model.bin: + {len(content)} bytes (sha256 {digest[:12]})"
+
+
 # ---------------------------------------------------------------------- list queries as of
 def test_get_runs_as_of_answers_as_then(ws: Workspace, exp: Experiment) -> None:
     first = exp.start_logging()

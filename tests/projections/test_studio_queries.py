@@ -11,6 +11,7 @@ import pytest
 from projection_oracle import Driver, Oracle
 
 from ledger.domain.errors import ValidationError
+from projections import studio_queries
 from projections.index import RunIndex
 from projections.projection import to_micros
 from projections.read_models import RunRow
@@ -31,6 +32,7 @@ def ledger(driver: Driver, index: RunIndex) -> tuple[Driver, StudioQueries]:
     rng = random.Random(12)
     driver.experiment("e")
     driver.experiment("other")
+    logged: list[str] = []
     for i in range(30):
         run_id = driver.create("e", display_name=rng.choice([None, f"Run {i}", "same"]),
                                description=rng.choice([None, "a 50%_discount", "plain"]))
@@ -53,6 +55,12 @@ def ledger(driver: Driver, index: RunIndex) -> tuple[Driver, StudioQueries]:
         if i % 7 == 0:
             for _ in range(2):
                 driver.create("e", parent=run_id)
+        logged.append(run_id)
+    # Later batches, pages after the first ones (the index reads 7 events a page): the stored
+    # last, minimum and maximum are merged with the new values, which widen them or not.
+    for run_id in rng.sample(logged, 12):
+        driver.log(run_id, "loss", [rng.choice([rng.uniform(-2, 2), "text", 3])
+                                    for _ in range(rng.randint(1, 3))])
     driver.create("other")
     index.catch_up()
     return driver, StudioQueries(index)
@@ -180,7 +188,11 @@ FILTERS = [
 ]
 
 
-def test_every_filter_matches_the_oracle(ledger: tuple[Driver, StudioQueries]) -> None:
+@pytest.mark.parametrize("few_runs", [0, 2000], ids=["checked-per-run", "from-the-index"])
+def test_every_filter_matches_the_oracle(ledger: tuple[Driver, StudioQueries], few_runs: int,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # A metric filter is read either way, by how many runs it keeps: both give the same runs.
+    monkeypatch.setattr(studio_queries, "FEW_RUNS", few_runs)
     driver, queries = ledger
     oracle = Oracle(driver.app)
     for filters in FILTERS:

@@ -180,3 +180,16 @@ def test_bad_view_state_is_reported_not_a_server_error(studio: RunningStudio) ->
         status, _headers, body = request(studio, "GET", experiment_url("demo") + "?" + query)
         assert status in (200, 400), query
         assert "error" in body, query
+
+
+def test_every_page_names_an_icon_the_studio_serves(studio: RunningStudio,
+                                                    studio_ledger: tuple[str, Any]) -> None:
+    # Without one a browser asks for /favicon.ico, a 404 in its console on every page.
+    for path in pages(studio, studio_ledger[1]):
+        if path.startswith(("/api/", "/static/")):
+            continue
+        _status, _headers, body = request(studio, "GET", path)
+        assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in body, path
+    status, headers, body = request(studio, "GET", "/static/favicon.svg")
+    assert status == 200 and headers["content-type"].startswith("image/svg+xml")
+    assert "<script" not in body

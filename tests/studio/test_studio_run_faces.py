@@ -6,8 +6,11 @@ digests given to the Studio."""
 
 from __future__ import annotations
 
+import asyncio
+import random
 import re
 import struct
+import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +21,19 @@ import pytest
 from studio_helpers import XSS_IMG, RunningStudio, Watched
 from test_studio_http import request
 
+from ledger.persistence.blobs import CHUNK_SIZE
 from ledger.studio.app import experiment_url, files_url, run_url
+from ledger.studio.hooks import MAX_LOG_BYTES
 
 LOG = "azureml-logs/70_driver_log.txt"
 EVIL_FILE = f"outputs/{XSS_IMG}.txt"
 EVIL_LINE = "</pre><script>alert(4)</script>" + XSS_IMG
+
+
+# Larger than the blob store's chunk (1 MiB), and not a whole number of chunks.
+LARGE = random.Random(7).randbytes(2 * CHUNK_SIZE + 12_345)
+# Longer than the run page shows (its last MAX_LOG_BYTES), in numbered lines.
+LONG_LOG = "".join(f"line {i:07d}\n" for i in range(MAX_LOG_BYTES // 13 + 20_000)).encode()
 
 
 def png(width: int = 4, height: int = 3) -> bytes:
@@ -71,8 +82,17 @@ def studio_ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
     restored.complete()
     restored.archive("by mistake")
     restored.restore()
+    shelved = Experiment(ws, "shelved")
+    shelved.start_logging().complete()
+    shelved.archive()
+    large = exp.start_logging(display_name="large")
+    large.upload_file("outputs/large.bin", io.BytesIO(LARGE))
+    large.flush()
+    LogAppender(ws.ledger.application, large.id).append(LOG, LONG_LOG)
+    large.complete()
     ids = {"filed": filed.id, "running": running.id, "archived": archived.id,
-           "restored": restored.id, "appender": appender, "ws": ws, "folder": folder}
+           "restored": restored.id, "large": large.id, "appender": appender, "ws": ws,
+           "folder": folder}
     yield store, ids
     ws.ledger.close()
 
@@ -136,6 +156,89 @@ def test_download_serves_the_runs_own_file_checked_as_an_attachment(
     status, headers, data = get_bytes(studio, base + "?name=page.html")
     assert status == 200 and headers["content-type"] == "application/octet-stream"
     assert headers["content-disposition"].startswith("attachment")
+
+
+def asgi_get(app: Any, path: str, query: str) -> tuple[int, dict[str, str], list[bytes]]:
+    """Call the Studio's ASGI app directly: the status, the headers, and the body as the
+    messages it was sent in."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
+             "query_string": query.encode(), "root_path": "",
+             "headers": [(b"host", b"127.0.0.1:5000")], "client": ("127.0.0.1", 1),
+             "server": ("127.0.0.1", 5000)}
+    started: dict[str, Any] = {}
+    bodies: list[bytes] = []
+    requested = False
+
+    async def call() -> None:
+        done = asyncio.Event()
+
+        async def receive() -> dict[str, Any]:
+            nonlocal requested
+            if not requested:
+                requested = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await done.wait()  # a streaming answer listens for the client leaving
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                started.update(message)
+            elif message["type"] == "http.response.body":
+                if message.get("body"):
+                    bodies.append(message["body"])
+                if not message.get("more_body"):
+                    done.set()
+
+        await app(scope, receive, send)
+
+    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+    failed: list[BaseException] = []
+    worker = threading.Thread(target=lambda: _run_into(call, failed))
+    worker.start()
+    worker.join(60)
+    if failed:
+        raise failed[0]
+    headers = {k.decode().lower(): v.decode() for k, v in started["headers"]}
+    return started["status"], headers, bodies
+
+
+def _run_into(coroutine: Any, failed: list[BaseException]) -> None:
+    try:
+        asyncio.run(coroutine())
+    except BaseException as error:  # handed to the test's thread
+        failed.append(error)
+
+
+def test_a_file_larger_than_a_chunk_is_streamed_whole(
+        studio: RunningStudio, studio_ledger: tuple[str, Any]) -> None:
+    from ledger.studio.app import create_app
+
+    ids = studio_ledger[1]
+    status, headers, data = get_bytes(studio, files_url(ids["large"]) + "?name=outputs/large.bin")
+    assert status == 200
+    assert headers["content-length"] == str(len(LARGE))
+    assert data == LARGE
+    # Sent as it is read, a stored chunk at a time: never the whole file in memory at once.
+    _status, _headers, bodies = asgi_get(create_app(ids["ws"]), files_url(ids["large"]),
+                                         "name=outputs/large.bin")
+    assert len(bodies) == 3
+    assert max(len(body) for body in bodies) <= CHUNK_SIZE
+    assert b"".join(bodies) == LARGE
+
+
+def test_a_long_log_downloads_whole_and_its_page_shows_its_end(
+        studio: RunningStudio, studio_ledger: tuple[str, Any]) -> None:
+    ids = studio_ledger[1]
+    status, headers, data = get_bytes(studio, "/logs?" + urlencode(
+        {"run": ids["large"], "name": LOG}))
+    assert status == 200 and headers["content-type"] == "text/plain; charset=utf-8"
+    assert data == LONG_LOG
+    _status, _headers, body = request(studio, "GET", run_url(ids["large"]))
+    shown = re.search(r'<pre class="log-text">(.*?)</pre>', body, re.S)
+    assert shown is not None
+    assert shown.group(1) == LONG_LOG[-MAX_LOG_BYTES:].decode()
+    assert f"(last {MAX_LOG_BYTES} characters)" in body
 
 
 @pytest.mark.parametrize("name", [
@@ -260,6 +363,23 @@ def test_the_timeline_shows_corrections_with_their_reason_and_archive_restore(
     assert 'id="archived-badge"' in body
 
 
+def test_the_timeline_names_each_uploaded_file_with_its_size_and_a_link(
+        studio: RunningStudio, studio_ledger: tuple[str, Any]) -> None:
+    ids = studio_ledger[1]
+    _status, _headers, body = request(studio, "GET", run_url(ids["filed"]))
+    rows = re.findall(r'<tr class="event event-FileUploaded">(.*?)</tr>', body, re.S)
+    assert len(rows) == 4
+    model = next(row for row in rows if "model.bin" in row)
+    link = re.search(r'<a class="timeline-file" href="([^"]+)" download>outputs/model.bin</a>: '
+                     r'\+ 900 bytes', model)
+    assert link is not None and "(no visible change)" not in body
+    status, _headers, data = get_bytes(studio, link.group(1).replace("&amp;", "&"))
+    assert status == 200 and data == b"\x00weights\xff" * 100
+    # A hostile file name is text there too.
+    evil = next(row for row in rows if "evil" in row or "&lt;img" in row)
+    assert "&lt;img src=x onerror=alert(1)&gt;.txt</a>" in evil and "<img" not in evil
+
+
 def test_archived_runs_are_hidden_unless_the_toggle_is_in_the_url(
         studio: RunningStudio, studio_ledger: tuple[str, Any]) -> None:
     ids = studio_ledger[1]
@@ -270,10 +390,23 @@ def test_archived_runs_are_hidden_unless_the_toggle_is_in_the_url(
     assert toggle is not None and "archived=1" in toggle.group(1)
     _status, _headers, body = request(studio, "GET", experiment_url("faces") + "?archived=1")
     shown = re.findall(r'<tr class="run" data-run="([^"]+)"', body)
-    assert ids["archived"] in shown and len(shown) == 4
+    assert ids["archived"] in shown and len(shown) == 5
     # The toggle survives sorting (it is part of the page's state in the URL).
     sort_link = re.search(r'<a class="sort" href="([^"]+)" data-column="name"', body)
     assert sort_link is not None and "archived=1" in sort_link.group(1)
+
+
+def test_archived_experiments_are_hidden_unless_the_toggle_is_in_the_url(
+        studio: RunningStudio) -> None:
+    _status, _headers, body = request(studio, "GET", "/")
+    names = re.findall(r'class="experiment-link" href="[^"]+">([^<]+)</a>', body)
+    assert names == ["faces"]
+    assert "(1 hidden)" in body
+    toggle = re.search(r'href="([^"]+)" id="archived-toggle">Show archived', body)
+    assert toggle is not None
+    _status, _headers, body = request(studio, "GET", toggle.group(1))
+    rows = re.findall(r'class="experiment-link" href="[^"]+">([^<]+)</a>(.*?)</td>', body)
+    assert rows == [("faces", ""), ("shelved", ' <span class="badge">archived</span>')]
 
 
 def test_verify_status_with_no_digest_a_good_one_and_a_changed_log(
