@@ -414,13 +414,16 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         """
         if self.store.kind != "sqlite" or self.store.path is None:
             return None
-        with self._token_lock, store_errors(self._reading):
-            connection = self._token_connection
-            if connection is None:
-                connection = sqlite3.connect(f"file:{self.store.path}?mode=ro", uri=True,
-                                             check_same_thread=False, isolation_level=None)
-                self._token_connection = connection
-            return self._token_epoch, connection.execute("PRAGMA data_version").fetchone()[0]
+        with self._token_lock:
+            try:
+                connection = self._token_connection
+                if connection is None:
+                    connection = sqlite3.connect(f"file:{self.store.path}?mode=ro", uri=True,
+                                                 check_same_thread=False, isolation_level=None)
+                    self._token_connection = connection
+                return self._token_epoch, connection.execute("PRAGMA data_version").fetchone()[0]
+            except sqlite3.Error as error:
+                raise StoreError(f"{self._reading} failed: {error}") from error
 
     def close(self) -> None:
         """Close the store's connections."""

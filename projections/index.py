@@ -2,8 +2,9 @@
 
 The SDK calls :meth:`RunIndex.catch_up` (with the position its last write returned, for
 read-your-writes) and then queries. Queries are generators reading pages of rows in creation order,
-newest first; each page is one indexed query plus one query for its properties and one for its
-tags, in one read transaction.
+newest first; each page is one indexed query in one read transaction. A run's row carries the
+whole run packed (``rl_runs.packed``, properties and tags included), unpacked only when a field
+beyond its id, type and experiment is read (``PackedRunRow``).
 
 How a filtered query stays proportional to its matches: tag and property rows carry their run's
 experiment and creation position, indexed as ``(experiment, key, value, seq)`` and
