@@ -36,6 +36,7 @@ from ledger.domain.errors import (
     ValidationError,
 )
 from ledger.domain.experiment import ExperimentAggregate
+from ledger.domain.files import log_stream_id
 from ledger.domain.ids import experiment_stream_id, metric_stream_id, run_stream_id
 from ledger.domain.metrics import MetricsLogged
 from ledger.domain.run import RunAggregate
@@ -133,6 +134,11 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
                 from failure
         self._metric_versions: dict[str, int] = {}
         self._metric_lock = threading.Lock()
+        # Reentrant: a signal handler flushing at exit may read the token while the thread
+        # it interrupted holds the lock.
+        self._token_lock = threading.RLock()
+        self._token_connection: sqlite3.Connection | None = None
+        self._token_epoch = object()
 
     @property
     def blobs(self) -> BlobStore:
@@ -398,6 +404,40 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         return last[0].originator_version if last else 0
 
     # ------------------------------------------------------------------ reading
+    def read_token(self) -> tuple[object, int] | None:
+        """Return a value that changes whenever anyone commits to the store, or ``None`` when
+        this store cannot tell cheaply (memory and PostgreSQL stores).
+
+        Take it *before* a read; if a later call returns an equal value, nothing was committed
+        since, so what was read is still current (no catch-up query needed). On a SQLite file
+        it is ``PRAGMA data_version`` of a connection of its own that never writes: that value
+        changes when any other connection, of any process, commits.
+
+        Raises:
+            StoreError: the store failed.
+        """
+        if self.store.kind != "sqlite" or self.store.path is None:
+            return None
+        with self._token_lock:
+            try:
+                connection = self._token_connection
+                if connection is None:
+                    connection = sqlite3.connect(f"file:{self.store.path}?mode=ro", uri=True,
+                                                 check_same_thread=False, isolation_level=None)
+                    self._token_connection = connection
+                return self._token_epoch, connection.execute("PRAGMA data_version").fetchone()[0]
+            except sqlite3.Error as error:
+                raise StoreError(f"{self._reading} failed: {error}") from error
+
+    def close(self) -> None:
+        """Close the store's connections."""
+        with self._token_lock:
+            if self._token_connection is not None:
+                self._token_connection.close()
+                self._token_connection = None
+                self._token_epoch = object()  # tokens of the closed connection never match
+        super().close()
+
     def get_run(self, run_id: str) -> RunAggregate:
         """Load a run from its events.
 
@@ -408,14 +448,47 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         if not isinstance(run_id, str):
             raise ValidationError(
                 f"A run id must be a string, not {type(run_id).__name__}: {run_id!r}")
+        stream = run_stream_id(run_id)
         with store_errors(self._reading), decoding(f"Reading run {run_id!r}"):
-            try:
-                aggregate: Any = self.repository.get(run_stream_id(run_id))
-            except AggregateNotFoundError:
-                raise RunNotFoundError(run_id) from None
+            # What Repository.get does for an aggregate without snapshots, without its
+            # per-event runtime-protocol checks (a third of a load on Python 3.11).
+            stored = self.recorder.select_events(stream)
+            aggregate: Any = None
+            for event in self.decode_rows([(0, stream, s.originator_version, s.topic, s.state)
+                                           for s in stored]):
+                aggregate = event.mutate(aggregate)
         if not isinstance(aggregate, RunAggregate):
             raise RunNotFoundError(run_id)
         return aggregate
+
+    def get_run_and_logs(self, run_id: str) -> tuple[RunAggregate, list[Any]]:
+        """Load a run, and the events of its growing logs' stream, in one read transaction.
+
+        ``Run.get`` reads both because ``get_details()`` lists the logs.
+
+        Returns:
+            The run's aggregate and its log stream's events, in order.
+
+        Raises:
+            RunNotFoundError: no run has this id.
+            StoreError: the store failed.
+        """
+        if not isinstance(run_id, str):
+            raise ValidationError(
+                f"A run id must be a string, not {type(run_id).__name__}: {run_id!r}")
+        stream = run_stream_id(run_id)
+        with store_errors(self._reading), decoding(f"Reading run {run_id!r}"):
+            rows = select_stream_notifications(self.recorder, [stream, log_stream_id(run_id)])
+            aggregate: Any = None
+            logs: list[Any] = []
+            for event in self.decode_rows(rows):
+                if event.originator_id == stream:
+                    aggregate = event.mutate(aggregate)
+                else:
+                    logs.append(event)
+        if not isinstance(aggregate, RunAggregate):
+            raise RunNotFoundError(run_id)
+        return aggregate, logs
 
     def fast_forward(self, run: RunAggregate) -> RunAggregate:
         """Apply to ``run`` the events other writers appended since it was loaded.

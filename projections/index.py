@@ -2,8 +2,9 @@
 
 The SDK calls :meth:`RunIndex.catch_up` (with the position its last write returned, for
 read-your-writes) and then queries. Queries are generators reading pages of rows in creation order,
-newest first; each page is one indexed query plus one query for its properties and one for its
-tags, in one read transaction.
+newest first; each page is one indexed query in one read transaction. A run's row carries the
+whole run packed (``rl_runs.packed``, properties and tags included), unpacked only when a field
+beyond its id, type and experiment is read (``PackedRunRow``).
 
 How a filtered query stays proportional to its matches: tag and property rows carry their run's
 experiment and creation position, indexed as ``(experiment, key, value, seq)`` and
@@ -36,10 +37,13 @@ from projections.read_models import (
     ExperimentRow,
     IndexStatus,
     MetricSummaryRow,
+    PackedRunRow,
     QuarantinedEvent,
     RunRow,
+    register_unpacker,
 )
 from projections.registry import PROJECTIONS
+from projections.runs import unpack_run
 from projections.search import check_search, filter_conditions, ordered_pages
 
 logger = logging.getLogger("runledger")
@@ -53,11 +57,10 @@ REBUILD_PAGE = 1000
 # How many index entries a filter's selectivity probe counts at most.
 PROBE_LIMIT = 1000
 
-_RUN_SELECT = (
-    "r.run_id, r.experiment, r.parent_run_id, r.root_run_id, r.status, r.run_type, r.target, "
-    "r.name, r.display_name, r.description, r.number, r.created_at, r.started_at, r.ended_at, "
-    "r.created_by, r.error_code, r.error_message, r.archived, r.seq"
-)
+# A run as a query reads it: what building a Run reads (id, type, experiment), its packed fields
+# (``projections.runs.pack_run``: the rest is unpacked when first read) and its creation
+# position, always last (keyset paging and callers that append columns rely on that).
+_RUN_SELECT = "r.run_id, r.run_type, r.experiment, r.packed, r.seq"
 _DESCENDANTS = (
     "WITH RECURSIVE d(run_id, seq) AS ("
     "SELECT run_id, seq FROM {p}rl_runs WHERE parent_run_id = ? "
@@ -670,27 +673,25 @@ class RunIndex:
                 for row in rows]
 
     def _with_pairs(self, cursor: DbCursor, rows: Sequence[Sequence[Any]]) -> list[RunRow]:
-        """Build run rows, with the properties and tags of all of them read in one query each."""
-        if not rows:
-            return []
-        seqs = [row[-1] for row in rows]
-        marks = ", ".join("?" * len(seqs))
-        found: list[dict[int, dict[str, str | None]]] = []
-        for kind in ("properties", "tags"):
-            by_run: dict[int, dict[str, str | None]] = {}
-            cursor.execute(self._dialect.sql(
-                f"SELECT seq, key, value FROM {{p}}rl_{kind} WHERE seq IN ({marks})"), seqs)
-            for seq, key, value in cursor.fetchall():
-                pairs = by_run.get(seq)
-                if pairs is None:
-                    by_run[seq] = {key: value}
-                else:
-                    pairs[key] = value
-            found.append(by_run)
-        properties, tags = found
-        when, created = from_micros, micros_to_datetime
-        return [RunRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
-                       row[9], row[10], created(row[11]), when(row[12]), when(row[13]), row[14],
-                       row[15], row[16], properties.get(row[18], {}), tags.get(row[18], {}),
-                       bool(row[17]))
-                for row in rows]
+        """Build run rows from ``_RUN_SELECT`` rows, unpacked when a field beyond the id, type
+        and experiment is first read (``PackedRunRow``); properties and tags are packed with
+        the run, so this reads nothing more.
+
+        ``cursor`` is unused since the pairs are packed; it stays for callers that pass theirs.
+        """
+        del cursor
+        wrap = PackedRunRow.from_raw
+        return [wrap(row[0], row[1], row[2], row[3]) for row in rows]
+
+
+def _unpack_row(blob: Any) -> list[Any]:
+    """Every RunRow field of a packed run (``pack_run``: RunRow's field order), converted."""
+    fields = unpack_run(blob)
+    fields[11] = micros_to_datetime(fields[11])
+    fields[12] = from_micros(fields[12])
+    fields[13] = from_micros(fields[13])
+    fields[19] = bool(fields[19])
+    return fields
+
+
+register_unpacker(_unpack_row)

@@ -6,6 +6,7 @@ anything else, so each can be dropped and rebuilt from the log.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +43,78 @@ class RunRow:
     properties: dict[str, str | None] = attrs.field(factory=dict)
     tags: dict[str, str | None] = attrs.field(factory=dict)
     archived: bool = False
+
+
+class PackedRunRow(RunRow):
+    """A ``RunRow`` read from the index, its fields unpacked on first access of one beyond its
+    id, type and experiment (``projections.runs.pack_run`` holds every field in one blob).
+
+    A query returns many rows of which callers read a few fields (``Run`` objects built from
+    rows read their id and type). Equal to the ``RunRow`` of the same values, pickled as one,
+    and usable wherever a ``RunRow`` is.
+    """
+
+    __slots__ = ("_raw",)
+
+    @staticmethod
+    def from_raw(run_id: str, run_type: str, experiment_name: str, packed: Any) -> RunRow:
+        """Wrap one run of the index: the columns read with it and its packed fields."""
+        row = _new(PackedRunRow)
+        _set_run_id(row, run_id)
+        _set_run_type(row, run_type)
+        _set_experiment(row, experiment_name)
+        _set_raw(row, packed)
+        return row
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only while a field's slot is empty: unpack and set every field at once.
+        if name not in _FIELD_SET or not _UNPACK:
+            raise AttributeError(f"'PackedRunRow' object has no attribute {name!r}")
+        for field, value in zip(RUN_ROW_FIELDS, _UNPACK[0](_get_raw(self)), strict=True):
+            _setattr(self, field, value)
+        return _getattribute(self, name)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RunRow):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in RUN_ROW_FIELDS)
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = RunRow.__hash__
+
+    def __repr__(self) -> str:
+        return RunRow.__repr__(self).replace("PackedRunRow(", "RunRow(", 1)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Pickled (and copied) as the plain RunRow it stands for.
+        return RunRow, tuple(getattr(self, f) for f in RUN_ROW_FIELDS)
+
+
+#: RunRow's field names, in order.
+RUN_ROW_FIELDS = tuple(field.name for field in attrs.fields(RunRow))
+_FIELD_SET = frozenset(RUN_ROW_FIELDS)
+_new = object.__new__
+_setattr = object.__setattr__
+_getattribute = object.__getattribute__
+_set_raw = PackedRunRow._raw.__set__  # type: ignore[attr-defined]
+_get_raw = PackedRunRow._raw.__get__  # type: ignore[attr-defined]
+_set_run_id = RunRow.run_id.__set__  # type: ignore[attr-defined]
+_set_run_type = RunRow.run_type.__set__  # type: ignore[attr-defined]
+_set_experiment = RunRow.experiment_name.__set__  # type: ignore[attr-defined]
+_UNPACK: list[Callable[[Any], Sequence[Any]]] = []
+
+
+def register_unpacker(unpack: Callable[[Any], Sequence[Any]]) -> None:
+    """Set how a ``PackedRunRow``'s blob becomes its field values (by the index, which knows
+    the packing).
+
+    Args:
+        unpack: the blob -> every ``RunRow`` field's value, in ``RUN_ROW_FIELDS`` order.
+    """
+    _UNPACK[:] = [unpack]
 
 
 @attrs.frozen

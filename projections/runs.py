@@ -9,7 +9,11 @@ range in creation order). Tables:
   ``stream_id`` (the UUID bytes of the run's event stream) finds a run from its later events and
   from its id.
 - ``rl_tags``, ``rl_properties``: ``(seq, key, value, experiment)``; ``value`` is ``NULL`` for a
-  tag without a value.
+  tag without a value. They are what filters use.
+- ``rl_runs.packed``: the whole run as a query returns it (``RunRow``'s fields in order, times as
+  microseconds, with its properties and tags), msgpack, written with the row's other columns in
+  the same transaction: a query reads two values per run instead of twenty and two more queries
+  per page for the pairs, and decodes a run's fields only when they are read.
 - ``rl_experiments``: name, creation, run count (top-level runs and children).
 """
 
@@ -17,6 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+import msgpack
 
 from ledger.domain.experiment import ExperimentAggregate
 from ledger.domain.run import RunAggregate
@@ -46,19 +52,59 @@ EXPERIMENT_CREATED = ExperimentAggregate.Created.TOPIC
 RUN_COLUMNS = (
     "seq", "stream_id", "run_id", "experiment", "parent_run_id", "root_run_id", "status",
     "run_type", "target", "name", "display_name", "description", "number", "created_at",
-    "started_at", "ended_at", "created_by", "error_code", "error_message", "archived",
+    "started_at", "ended_at", "created_by", "error_code", "error_message", "archived", "packed",
 )
 (SEQ, STREAM, RUN_ID, EXPERIMENT, PARENT, ROOT, STATUS, TYPE, TARGET, NAME, DISPLAY_NAME,
  DESCRIPTION, NUMBER, CREATED_AT, STARTED_AT, ENDED_AT, CREATED_BY, ERROR_CODE,
- ERROR_MESSAGE, ARCHIVED_FLAG) = range(len(RUN_COLUMNS))
+ ERROR_MESSAGE, ARCHIVED_FLAG, PACKED) = range(len(RUN_COLUMNS))
 # The columns an event after Created may change.
 MUTABLE = (STATUS, DISPLAY_NAME, DESCRIPTION, STARTED_AT, ENDED_AT, ERROR_CODE, ERROR_MESSAGE,
-           ARCHIVED_FLAG, CREATED_AT, CREATED_BY)  # the last two: by an import
+           ARCHIVED_FLAG, CREATED_AT, CREATED_BY,  # these two: by an import
+           PACKED)
 
 # How many parameters go into one IN (...) list.
 CHUNK = 500
 
 _DELETED = object()
+
+_pack = msgpack.Packer(use_bin_type=True).pack
+
+
+def pack_run(row: Sequence[Any], properties: dict[str, str | None],
+             tags: dict[str, str | None]) -> bytes:
+    """Return the ``rl_runs.packed`` blob of a run's row (``RUN_COLUMNS`` order).
+
+    Args:
+        row: the run's columns.
+        properties: its properties.
+        tags: its tags (``None`` for a tag without a value).
+
+    Returns:
+        msgpack of ``RunRow``'s fields in order (times as microseconds since the epoch).
+    """
+    packed: bytes = _pack([
+        row[RUN_ID], row[EXPERIMENT], row[PARENT], row[ROOT], row[STATUS], row[TYPE],
+        row[TARGET], row[NAME], row[DISPLAY_NAME], row[DESCRIPTION], row[NUMBER],
+        row[CREATED_AT], row[STARTED_AT], row[ENDED_AT], row[CREATED_BY], row[ERROR_CODE],
+        row[ERROR_MESSAGE], properties, tags, row[ARCHIVED_FLAG]])
+    return packed
+
+
+def unpack_run(blob: bytes | memoryview) -> list[Any]:
+    """Return the fields of an ``rl_runs.packed`` blob (see :func:`pack_run`).
+
+    Args:
+        blob: the column's value.
+
+    Returns:
+        ``RunRow``'s field values in order, times as microseconds.
+    """
+    fields: list[Any] = msgpack.unpackb(blob, raw=False)
+    return fields
+
+
+# Where the properties and tags are in a packed run.
+PACKED_PROPERTIES, PACKED_TAGS = 17, 18
 
 _COLS = ", ".join(RUN_COLUMNS)
 _SELECT_BY_STREAM = "SELECT " + _COLS + " FROM {p}rl_runs WHERE stream_id IN ({marks})"
@@ -103,27 +149,31 @@ def _apply_run_event(row: list[Any], topic: str, event: Any,
     ``pairs``).
 
     Returns:
-        Whether a column of the run's own row changed.
+        Whether a column of the run's own row changed (its packed pairs included).
     """
+    # row[PACKED] is held as [properties, tags] while a page is folded (packed when written).
     if topic == TAGS_SET:
         tags = pairs["tags"]
+        packed = row[PACKED][1]
         for key, value in event.tags.items():
             tags[row[SEQ], key] = (value, row[EXPERIMENT])
-        return False
-    if topic == PROPERTIES_ADDED:
+            packed[key] = value
+    elif topic == PROPERTIES_ADDED:
         properties = pairs["properties"]
+        packed = row[PACKED][0]
         for key, value in event.properties.items():
             properties[row[SEQ], key] = (value, row[EXPERIMENT])
-        return False
-    if topic == PROPERTY_CORRECTED:
+            packed[key] = value
+    elif topic == PROPERTY_CORRECTED:
         pairs["properties"][row[SEQ], event.key] = (event.new, row[EXPERIMENT])
-        return False
-    if topic == TAGS_REMOVED:
+        row[PACKED][0][event.key] = event.new
+    elif topic == TAGS_REMOVED:
         tags = pairs["tags"]
+        packed = row[PACKED][1]
         for key in event.keys:
             tags[row[SEQ], key] = _DELETED
-        return False
-    if topic == STATUS_CHANGED:
+            packed.pop(key, None)
+    elif topic == STATUS_CHANGED:
         row[STATUS] = event.status
         if event.status == RUNNING and row[STARTED_AT] is None:
             row[STARTED_AT] = to_micros(event.timestamp)
@@ -178,8 +228,9 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
 class RunProjection(Projection):
     """Projects run, property, tag and experiment events into the run index tables."""
 
-    # v2: rl_runs.archived, and property corrections (a v1 index back-fills into v2 tables).
-    name = "runledger.runs.v2"
+    # v2: rl_runs.archived, and property corrections; v3: rl_runs.packed (an index of an earlier
+    # version back-fills into the new tables).
+    name = "runledger.runs.v3"
     topics = frozenset({
         CREATED, STATUS_CHANGED, COMPLETED, FAILED, CANCEL_REQUESTED, CANCELED,
         PROPERTIES_ADDED, TAGS_SET, TAGS_REMOVED, DISPLAY_NAME_CHANGED, DESCRIPTION_CHANGED,
@@ -194,7 +245,7 @@ class RunProjection(Projection):
             "name {text} NOT NULL, display_name {text}, description {text}, "
             "number {bigint} NOT NULL, created_at {bigint} NOT NULL, started_at {bigint}, "
             "ended_at {bigint}, created_by {text} NOT NULL, error_code {text}, "
-            "error_message {text}, archived {bigint} NOT NULL)"
+            "error_message {text}, archived {bigint} NOT NULL, packed {blob} NOT NULL)"
         ),
         "rl_tags": _pair_table("tags"),
         "rl_properties": _pair_table("properties"),
@@ -260,7 +311,7 @@ class RunProjection(Projection):
                     position, stream.bytes, event.run_id, name, event.parent_run_id,
                     event.root_run_id, NOT_STARTED, event.run_type, event.target, event.name,
                     event.display_name, event.description, experiment[2], timestamp, None, None,
-                    user, None, None, 0,
+                    user, None, None, 0, [{}, {}],
                 ]
                 runs[stream.int] = row
                 created.append(row)
@@ -290,6 +341,10 @@ class RunProjection(Projection):
                 if _apply_run_event(found, topic, event, pairs):
                     updated[key] = found
 
+        for row in created:
+            row[PACKED] = pack_run(row, *row[PACKED])
+        for row in updated.values():
+            row[PACKED] = pack_run(row, *row[PACKED])
         if created:
             cursor.executemany(sql(_INSERT_RUN), created)
         if updated:
@@ -319,7 +374,10 @@ class RunProjection(Projection):
             cursor.execute(self.dialect.sql(_SELECT_BY_STREAM.replace(
                 "{marks}", ", ".join("?" * len(chunk)))), chunk)
             for row in cursor.fetchall():
-                runs[int.from_bytes(bytes(row[STREAM]), "big")] = list(row)
+                loaded = list(row)
+                packed = unpack_run(loaded[PACKED])
+                loaded[PACKED] = [packed[PACKED_PROPERTIES], packed[PACKED_TAGS]]
+                runs[int.from_bytes(bytes(row[STREAM]), "big")] = loaded
         return runs
 
     def _write_pairs(self, cursor: DbCursor, kind: str,

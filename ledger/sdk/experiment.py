@@ -142,7 +142,8 @@ class Experiment:
         if snapshot:
             run.add_properties(snapshot)
         folder = Path(outputs if outputs is not None else "outputs").absolute()
-        folder.mkdir(parents=True, exist_ok=True)
+        if not os.path.isdir(folder):  # a stat; mkdir of an existing folder raises and catches
+            folder.mkdir(parents=True, exist_ok=True)
         run._outputs_folder = folder  # uploaded on complete() (sdk/files.py)
         return run
 

@@ -301,6 +301,8 @@ class RunFilesMixin:
         _run_id: str
         _session: LedgerSession
         _outputs_folder: Path | None
+        _log_events: tuple[Any, builtins.list[Any]] | None
+        _token: Any
 
         def _refreshed(self) -> RunAggregate: ...
 
@@ -622,10 +624,26 @@ class RunFilesMixin:
         locations = {key_name: str(agg.properties[key]) for key, key_name in
                      _OLD_LOG_PROPERTIES if agg.properties.get(key)}
         names = [n for n in agg.files if is_log_name(n)]
-        names.extend(_growing_logs(log_parts(self._session.app, self._run_id)))
+        names.extend(_growing_logs(self._current_log_parts()))
         for name in sorted(set(names)):
             locations[name] = f"runledger://runs/{self._run_id}/files/{name}"
         return dict(sorted(locations.items()))
+
+    def _current_log_parts(self) -> builtins.list[LogAppended]:
+        """The run's log parts; no query while the store's read token is the one taken before
+        they were read (``Run.get`` reads them with the run).
+
+        Called right after ``_refreshed()``, which leaves ``_token`` the current token.
+        """
+        app = self._session.app
+        token = self._token
+        cached = self._log_events
+        if token is not None and cached is not None and cached[0] == token:
+            events = cached[1]
+        else:
+            events = log_parts(app, self._run_id)
+            self._log_events = (token, events)
+        return [e for e in events if isinstance(e, LogAppended)]
 
     def get_details_with_logs(self) -> dict[str, Any]:
         """Return ``get_details()`` with each log's content in place of its location.
@@ -747,7 +765,11 @@ class RunFilesMixin:
     def _upload_outputs(self, folder: Path) -> None:
         """Upload ``folder`` under ``outputs/`` (names already uploaded are skipped), unless
         it holds more than the outputs limit (then a warning on stderr, nothing uploaded)."""
-        if not folder.is_dir():
+        try:
+            with os.scandir(folder) as entries:
+                if next(entries, None) is None:
+                    return  # the usual case, and complete() is on every run's path: no walk
+        except (FileNotFoundError, NotADirectoryError):
             return
         found = folder_files(OUTPUTS_FOLDER, folder, self._run_id)
         existing = set(self._refreshed().files)

@@ -54,6 +54,16 @@ def track_run(run: Run) -> None:
     _runs.add(run)
 
 
+# Taken while a run built from a query row makes its lock and metric buffer on first use; a
+# child gets a new one (another thread may have held it at the fork).
+_lazy_state_lock = threading.Lock()
+
+
+def lazy_state_lock() -> threading.Lock:
+    """Return the lock under which a run makes its write state on first use."""
+    return _lazy_state_lock
+
+
 # Given by ``install()`` (the session module is above this one: it is never imported here).
 def _no_sessions() -> list[LedgerSession]:
     return []
@@ -80,6 +90,8 @@ def _before_fork() -> None:
 
 
 def _after_fork_in_child() -> None:
+    global _lazy_state_lock
+    _lazy_state_lock = threading.Lock()
     for session in _sessions():
         session.reset_after_fork(_abandoned)
     for run in list(_runs):

@@ -97,17 +97,19 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
 
     def __init__(self, experiment: Experiment, run_id: str, outputs: Any = None,
                  **kwargs: Any) -> None:
-        aggregate = experiment.workspace._session.load_run(run_id)
+        aggregate, logs, token = experiment.workspace._session.load_run_with_logs(run_id)
         if aggregate.experiment_name != experiment.name:
             raise RunNotFoundError(run_id, f"in experiment {experiment.name!r}")
         if type(self) is Run:
             # ``Run(exp, id)`` of a script run is a ScriptRun, as loading it any other way is.
             self.__class__ = Run._class_for(aggregate.run_type)
-        self._setup(experiment, aggregate, published=True)
+        self._setup(experiment, aggregate, published=True, token=token)
+        self._log_events = (token, logs)
 
     # ------------------------------------------------------------------ construction
     def _setup(self, experiment: Experiment, aggregate: RunAggregate | None, *,
-               published: bool, row: RunRow | None = None, run_id: str | None = None) -> None:
+               published: bool, row: RunRow | None = None, run_id: str | None = None,
+               token: Any = None) -> None:
         self._experiment = experiment
         self._session: LedgerSession = experiment.workspace._session
         self._settings: LedgerSettings = experiment.workspace._settings
@@ -115,10 +117,32 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
         self._row = row
         self._run_id: str = aggregate.run_id if aggregate is not None else str(run_id)
         self._published = published
-        self._lock = threading.RLock()
-        self._metrics = MetricBuffer(self._run_id)
+        # The store's read token (``LedgerApplication.read_token``) taken before the aggregate
+        # was last read from the store: while the store still gives it, the aggregate is current.
+        self._token: Any = token
+        # The events of the run's log stream and the read token taken before reading them.
+        self._log_events: tuple[Any, builtins.list[Any]] | None = None
         self._outputs_folder: Path | None = None  # start_logging(): uploaded on complete()
+        if row is None:
+            self._write_state()
+        # A run built from a query row gets its lock and metric buffer on first use
+        # (``__getattr__``): a query returns many runs that are only read.
+
+    def _write_state(self) -> None:
+        """Give the run its lock and metric buffer, and make it known to the fork handlers."""
+        self._lock: threading.RLock = threading.RLock()
+        self._metrics: MetricBuffer = MetricBuffer(self._run_id)
         forking.track_run(self)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: the lazily made write state of a run built
+        # from a row (``_setup``). One lock for all, so two threads never make two locks.
+        if name in ("_lock", "_metrics") and "_run_id" in self.__dict__:
+            with forking.lazy_state_lock():
+                if "_lock" not in self.__dict__:
+                    self._write_state()
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Pickled as its store and id, for another process (see ledger.sdk.forking).
@@ -142,10 +166,10 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
 
     @staticmethod
     def _from_aggregate(experiment: Experiment, aggregate: RunAggregate, *,
-                        published: bool) -> Run:
+                        published: bool, token: Any = None) -> Run:
         run_class = Run._class_for(aggregate.run_type)
         run = run_class.__new__(run_class)
-        run._setup(experiment, aggregate, published=published)
+        run._setup(experiment, aggregate, published=published, token=token)
         return run
 
     @staticmethod
@@ -201,10 +225,12 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
         Raises:
             RunNotFoundError: no run has this id.
         """
-        aggregate = workspace._session.load_run(run_id)
+        aggregate, logs, token = workspace._session.load_run_with_logs(run_id)
         experiment = workspace._experiments.existing(aggregate.experiment_name,
                                                      aggregate.experiment_id)
-        return Run._from_aggregate(experiment, aggregate, published=True)
+        run = Run._from_aggregate(experiment, aggregate, published=True, token=token)
+        run._log_events = (token, logs)
+        return run
 
     @overload
     @classmethod
@@ -294,16 +320,27 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
         if agg is None:
             with self._lock:
                 if self._agg is None:
-                    self._agg = self._session.app.get_run(self._run_id)
+                    app = self._session.app
+                    token = app.read_token()
+                    self._agg = app.get_run(self._run_id)
+                    self._token = token
                 agg = self._agg
         return agg
 
     def _refreshed(self) -> RunAggregate:
-        """The aggregate with every event other writers appended."""
+        """The aggregate with every event other writers appended.
+
+        Costs no query while the store's read token is the one taken before the aggregate was
+        last read (nobody committed since, this process included).
+        """
         with self._lock:
             agg = self._aggregate()
             if self._published:
-                self._session.app.fast_forward(agg)
+                app = self._session.app
+                token = app.read_token()
+                if token is None or token != self._token:
+                    app.fast_forward(agg)
+                    self._token = token
             return agg
 
     def _actor(self) -> Actor:

@@ -143,6 +143,22 @@ class LedgerSession:
             self.publish()
         return self.app.get_run(run_id)
 
+    def load_run_with_logs(self, run_id: str) -> tuple[RunAggregate, list[Any], Any]:
+        """``load_run``, with the events of the run's log stream and the store's read token
+        taken just before the read (``LedgerApplication.read_token``: ``None`` when the store
+        has none).
+
+        Raises:
+            RunNotFoundError: no run has this id.
+            StoreError: the store failed.
+        """
+        if self._unpublished:
+            self.publish()
+        app = self.app
+        token = app.read_token()
+        aggregate, logs = app.get_run_and_logs(run_id)
+        return aggregate, logs, token
+
     # ------------------------------------------------------------------ pending writes
     def add_unpublished(self, run: Run) -> None:
         """Remember a run created here whose events are not yet appended."""

@@ -1,6 +1,6 @@
-"""The run index's runs projection is at version ``runledger.runs.v2`` (the archived flag and
-property corrections): a ledger indexed by an earlier version back-fills into the new tables on
-its next query, with no migration step."""
+"""The run index's runs projection is at version ``runledger.runs.v3`` (the archived flag,
+property corrections, and each run packed in ``rl_runs.packed``): a ledger indexed by an earlier
+version back-fills into the new tables on its next query, with no migration step."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def test_an_index_of_an_earlier_version_back_fills(store_url: str) -> None:
     hidden.archive("old")
     ws.flush()
     app = ws._session.app
-    assert RunProjection.name == "runledger.runs.v2"
+    assert RunProjection.name == "runledger.runs.v3"
 
     index = RunIndex(app)
     index.catch_up()
