@@ -70,6 +70,10 @@ def test_the_same_question_finds_the_same_runs(store_url: str, mlflow_store: Any
     after = {r.id for r in Experiment(ws, experiment).get_runs(
         properties=properties, tags=tags, include_children=True)}
     assert after == before
+    # The very same filter string, in our own search grammar (MLflow's, ledger.domain.search).
+    searched = {r.id for r in Experiment(ws, experiment).get_runs(
+        filter=mlflow_filter, include_children=True)}
+    assert searched == before
     if mlflow_filter != "params.lr = '42'":
         assert before, "the question must find something to compare"
 
