@@ -69,6 +69,14 @@ def main() -> None:
     found = list(exp.get_runs(properties={"author": "azureml-user"}, tags="worth another look"))
     print(f"{len(found)} run(s) tagged 'worth another look'")
 
+    print("\n# Search beyond equality (MLflow's filter grammar) and the best run")
+    good = list(exp.get_runs(filter="metrics.loss < 0.5 and attributes.status = 'Completed'",
+                             order_by=["metrics.loss ASC"], max_results=3))
+    print(f"{len(good)} run(s) with a last loss below 0.5, best first")
+    best = exp.best_run("loss", mode="min")
+    if best is not None:
+        print(f"best run by loss: {best.id}  loss={best.get_metrics()['loss'][-1]}")
+
     print("\n# The audit trail of the last run")
     for entry in Run.get(ws, local_run.id).get_history():
         print(f"  {entry.time:%H:%M:%S.%f}  {entry.actor.user}@{entry.actor.host}"
@@ -78,6 +86,8 @@ def main() -> None:
     print("  runledger run list -e explore-runs -o table")
     print("  runledger run list -e explore-runs \"[?properties.author=='azureml-user' && "
           "tags.quality=='fantastic run']\"")
+    print("  runledger run list -e explore-runs --filter \"metrics.loss < 0.5\" "
+          "--order-by \"metrics.loss ASC\" -o table")
 
 
 if __name__ == "__main__":
