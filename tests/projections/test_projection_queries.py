@@ -68,7 +68,7 @@ def test_read_your_writes_and_cheap_catch_up(driver: Driver, index: RunIndex,
 
     # Already there: no query at all; nothing new: no write transaction.
     calls: list[object] = []
-    monkeypatch.setattr(driver.app, "read_log", lambda *a, **k: calls.append(a) or [])
+    monkeypatch.setattr(driver.app, "read_log_rows", lambda *a, **k: calls.append(a) or [])
     assert index.catch_up(position) == position
     assert calls == []
 
