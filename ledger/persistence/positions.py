@@ -12,8 +12,8 @@ primary key, so it costs O(the streams' events), never O(the log).
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder
@@ -54,18 +54,13 @@ def select_log(recorder: ApplicationRecorder, after: int, limit: int) -> list[St
     from eventsourcing.sqlite import SQLiteApplicationRecorder
 
     if not isinstance(recorder, SQLiteApplicationRecorder):
-        return [(n.id, n.originator_id, n.originator_version, n.topic, n.state)
+        # (A stream id that is not a UUID comes as its text, as eventsourcing gives it.)
+        return [(n.id, cast(UUID, n.originator_id), n.originator_version, n.topic, n.state)
                 for n in recorder.select_notifications(start=after, limit=limit,
                                                        inclusive_of_start=False)]
-    statement = (f"SELECT rowid, originator_id, originator_version, topic, state FROM "
-                 f"{recorder.events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?")
-    with recorder.datastore.transaction(commit=False) as wrapped:
-        cursor = wrapped.sqlite_cursor
-        cursor.row_factory = None  # tuples: a sqlite3.Row per event costs more than the row
-        cursor.execute(statement, (after, limit))
-        rows = cursor.fetchall()
-    convert = recorder.convert_originator_id
-    streams: dict[str, Any] = {}
+    rows = select_sqlite_log(recorder, after, limit)
+    convert = cast(Callable[[str], UUID], recorder.convert_originator_id)
+    streams: dict[str, UUID] = {}
     get = streams.get
     out: list[StreamRow] = []
     append = out.append
@@ -75,6 +70,31 @@ def select_log(recorder: ApplicationRecorder, after: int, limit: int) -> list[St
             converted = streams[stream] = convert(stream)
         append((position, converted, version, topic, state))
     return out
+
+
+def select_sqlite_log(recorder: Any, after: int,
+                      limit: int) -> list[tuple[int, str, int, str, bytes]]:
+    """Return up to ``limit`` rows of a SQLite recorder's table after position ``after``, as
+    stored: ``(rowid, originator_id text, version, topic, state)``, with one plain ``SELECT``.
+
+    The one reader of the raw log on SQLite: :func:`select_log` makes the stream ids UUIDs,
+    ``ledger.audit``'s verify makes them record bytes.
+
+    Args:
+        recorder: eventsourcing's ``SQLiteApplicationRecorder`` of the ledger.
+        after: a notification id (0: from the start).
+        limit: at most this many rows.
+
+    Raises:
+        eventsourcing.persistence.PersistenceError: the store failed.
+    """
+    statement = (f"SELECT rowid, originator_id, originator_version, topic, state FROM "
+                 f"{recorder.events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?")
+    with recorder.datastore.transaction(commit=False) as wrapped:
+        cursor = wrapped.sqlite_cursor
+        cursor.row_factory = None  # tuples: a sqlite3.Row per event costs more than the row
+        cursor.execute(statement, (after, limit))
+        return cast(list[tuple[int, str, int, str, bytes]], cursor.fetchall())
 
 
 def select_stream_notifications(recorder: ApplicationRecorder, streams: Sequence[UUID], *,
