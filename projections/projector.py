@@ -3,16 +3,16 @@
 How exactly-once holds (see ../shared/notes/eventsourcing-9.5-facts.md):
 
 - Each projection's position is its row in eventsourcing's tracking table, under its own name.
-- A page is read from the log (``app.read_log``: ``select_notifications`` after the lowest
-  position), decoded outside any transaction, then applied in one transaction of the ledger's own
-  datastore which (1) first locks the projections' tracking rows (a no-op ``UPDATE``: on SQLite the
-  first statement of the transaction takes the database's write lock, so what it reads next is
-  current; on PostgreSQL it locks the rows until commit), (2) re-reads the positions and gives up
-  if another projector moved them since the page was read, (3) applies the page to each projection
-  still behind its end, (4) records each new position with the tracking recorder's
-  ``_insert_tracking``, which also refuses a position that does not move forward
-  (``IntegrityError``). The read-model writes and the positions commit together or not at all, so
-  a crash never applies an event twice or skips one; a projector that loses a race rolls back,
+- A page is read from the log (``app.read_log_rows``: the stored rows after the lowest position,
+  one plain ``SELECT`` on SQLite), decoded outside any transaction, then applied in one transaction
+  of the ledger's own datastore which (1) first locks the projections' tracking rows (a no-op
+  ``UPDATE``: on SQLite the first statement of the transaction takes the database's write lock, so
+  what it reads next is current; on PostgreSQL it locks the rows until commit), (2) re-reads the
+  positions and gives up if another projector moved them since the page was read, (3) applies the
+  page to each projection still behind its end, (4) records each new position with the tracking
+  recorder's ``_insert_tracking``, which also refuses a position that does not move forward
+  (``IntegrityError``). The read-model writes and the positions commit together or not at all, so a
+  crash never applies an event twice or skips one; a projector that loses a race rolls back,
   re-reads the positions and goes on from there.
 - eventsourcing's ``ProjectionRunner`` is not used: it needs subscriptions, which its SQLite
   recorders do not implement.
