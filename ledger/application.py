@@ -46,6 +46,7 @@ from ledger.persistence.errors import store_errors
 from ledger.persistence.heartbeats import HeartbeatStore
 from ledger.persistence.positions import (
     StreamRow,
+    select_log,
     select_stream_notifications,
     select_streams,
 )
@@ -571,6 +572,17 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         with store_errors(self._reading):
             return self.recorder.select_notifications(
                 start=after, limit=limit, topics=topics, inclusive_of_start=False)
+
+    def read_log_rows(self, after: int, limit: int) -> list[StreamRow]:
+        """Return up to ``limit`` stored events after position ``after``, in log order, as
+        ``(position, stream, version, topic, state)`` rows (``read_log`` without eventsourcing's
+        ``Notification`` objects; see ``ledger.persistence.positions.select_log``).
+
+        Raises:
+            StoreError: the store failed.
+        """
+        with store_errors(self._reading):
+            return select_log(self.recorder, after, limit)
 
     def stream_rows(self, streams: Sequence[UUID], *,
                     until: int | None = None) -> list[list[StreamRow]]:

@@ -149,6 +149,10 @@ class RunIndex:
         self._lock = threading.RLock()
         self._checked = False
         self._quarantined_seen = 0
+        # The store's read token (``LedgerApplication.read_token``) taken before the last
+        # catch-up that reached the log's end: while the store still gives it, nobody has
+        # committed since, and a catch-up would find nothing (no query needed).
+        self._caught_up_token: Any = None
 
     # ------------------------------------------------------------------ projecting
     def catch_up(self, until: int | None = None) -> int:
@@ -165,10 +169,16 @@ class RunIndex:
             StoreError: the store failed, or other processes kept winning every race.
         """
         with self._lock, store_errors("Catching up the run index"):
+            token = self.app.read_token()
+            if token is not None and token == self._caught_up_token:
+                return self._projector.position
             position, applied = self._projector.catch_up(until)
             if applied or not self._checked:
                 self._checked = True
                 self._warn_if_incomplete()
+            # A catch-up that returned early (``until`` already applied) did not look for later
+            # events: only a full one vouches for the token.
+            self._caught_up_token = token if until is None or applied else None
         return position
 
     def _warn_if_incomplete(self) -> None:
@@ -308,6 +318,36 @@ class RunIndex:
                 (``SearchSyntaxError``, naming the token and its position).
             StoreError: the store failed (when iterating).
         """
+        return _rows_of(self.find_run_pages(
+            experiment_name=experiment_name, parent_run_id=parent_run_id, recursive=recursive,
+            run_type=run_type, tags=tags, properties=properties, status=status,
+            include_children=include_children, limit=limit, include_archived=include_archived,
+            filter=filter, order_by=order_by))
+
+    def find_run_pages(self, *, experiment_name: str | None = None,
+                       parent_run_id: str | None = None, recursive: bool = False,
+                       run_type: str | None = None,
+                       tags: str | Mapping[str, Any] | None = None,
+                       properties: str | Mapping[str, Any] | None = None,
+                       status: str | None = None, include_children: bool = False,
+                       limit: int | None = None, include_archived: bool = False,
+                       filter: str | None = None,
+                       order_by: str | Sequence[str] | None = None) -> Iterator[list[RunRow]]:
+        """:meth:`find_runs`, a page (a list of runs, never empty) at a time.
+
+        For callers that turn every row into another object: a list per page spares the
+        generator frames per row (at a few hundred rows a query they cost as much as the SQL).
+
+        Args:
+            experiment_name: see :meth:`find_runs`, as are the other arguments.
+
+        Returns:
+            A generator of pages, together the rows ``find_runs`` yields, in its order.
+
+        Raises:
+            ValidationError: as :meth:`find_runs`.
+            StoreError: the store failed (when iterating).
+        """
         filters = parse_filter(tags, "tags") + parse_filter(properties, "properties")
         experiment_name = _text_argument(experiment_name, "experiment_name")
         parent_run_id = _text_argument(parent_run_id, "parent_run_id")
@@ -317,15 +357,16 @@ class RunIndex:
             raise ValidationError(f"limit must be an int, not {type(limit).__name__}")
         search = parse_search(filter), parse_order_by(order_by)
         check_search(search[1], recursive=parent_run_id is not None and recursive)
-        return self._find_runs(experiment_name, parent_run_id, recursive, run_type, filters,
-                               status, include_children, limit, bool(include_archived), search)
+        return self._find_pages(experiment_name, parent_run_id, recursive, run_type, filters,
+                                status, include_children, limit, bool(include_archived),
+                                search)
 
-    def _find_runs(self, experiment: str | None, parent: str | None, recursive: bool,
-                   run_type: str | None, filters: list[_Filter], status: str | None,
-                   include_children: bool, limit: int | None,
-                   include_archived: bool,
-                   search: tuple[tuple[Comparison, ...], tuple[OrderKey, ...]] = ((), ()),
-                   ) -> Iterator[RunRow]:
+    def _find_pages(self, experiment: str | None, parent: str | None, recursive: bool,
+                    run_type: str | None, filters: list[_Filter], status: str | None,
+                    include_children: bool, limit: int | None,
+                    include_archived: bool,
+                    search: tuple[tuple[Comparison, ...], tuple[OrderKey, ...]] = ((), ()),
+                    ) -> Iterator[list[RunRow]]:
         if limit is not None and limit <= 0:
             return
         remaining = limit
@@ -399,12 +440,12 @@ class RunIndex:
             for_page = self._keyset_pages(source, order, where, base_params)
 
         for rows in for_page(remaining):
-            for row in rows:
-                yield row
-                if remaining is not None:
-                    remaining -= 1
-                    if remaining <= 0:
-                        return
+            if remaining is not None:
+                if len(rows) >= remaining:
+                    yield rows[:remaining]
+                    return
+                remaining -= len(rows)
+            yield rows
 
     def _keyset_pages(self, source: str, order: str, where: list[str],
                       params: list[Any]) -> Callable[[int | None], Iterator[list[RunRow]]]:
@@ -465,6 +506,8 @@ class RunIndex:
         return pages
 
     def _exists(self, filters: list[_Filter]) -> tuple[list[str], list[Any]]:
+        # Correlated on r.seq, not the driver's d.seq: checking the filters before the run's
+        # row is read was 12% faster at 2,000 runs but slower at 100,000 (SQLite).
         conditions: list[str] = []
         params: list[Any] = []
         for kind, key, has_value, value in filters:
@@ -682,6 +725,11 @@ class RunIndex:
         del cursor
         wrap = PackedRunRow.from_raw
         return [wrap(row[0], row[1], row[2], row[3]) for row in rows]
+
+
+def _rows_of(pages: Iterator[list[RunRow]]) -> Iterator[RunRow]:
+    for rows in pages:
+        yield from rows
 
 
 def _unpack_row(blob: Any) -> list[Any]:

@@ -82,7 +82,7 @@ class Projection(abc.ABC):
         indexes: index name -> ``CREATE INDEX IF NOT EXISTS`` template: the indexes only queries
             need (a rebuild loads the tables without them and creates them at the end).
         raw: True for a projection of every event of the log whatever its topic, undecoded:
-            :meth:`apply` then receives ``(notification id, topic, Notification)`` for each
+            :meth:`apply` then receives ``(notification id, topic, stored row)`` for each
             (the sealing projection hashes the stored bytes); ``topics`` is not used.
     """
 

@@ -3,16 +3,16 @@
 How exactly-once holds (see ../shared/notes/eventsourcing-9.5-facts.md):
 
 - Each projection's position is its row in eventsourcing's tracking table, under its own name.
-- A page is read from the log (``app.read_log``: ``select_notifications`` after the lowest
-  position), decoded outside any transaction, then applied in one transaction of the ledger's own
-  datastore which (1) first locks the projections' tracking rows (a no-op ``UPDATE``: on SQLite the
-  first statement of the transaction takes the database's write lock, so what it reads next is
-  current; on PostgreSQL it locks the rows until commit), (2) re-reads the positions and gives up
-  if another projector moved them since the page was read, (3) applies the page to each projection
-  still behind its end, (4) records each new position with the tracking recorder's
-  ``_insert_tracking``, which also refuses a position that does not move forward
-  (``IntegrityError``). The read-model writes and the positions commit together or not at all, so
-  a crash never applies an event twice or skips one; a projector that loses a race rolls back,
+- A page is read from the log (``app.read_log_rows``: the stored rows after the lowest position,
+  one plain ``SELECT`` on SQLite), decoded outside any transaction, then applied in one transaction
+  of the ledger's own datastore which (1) first locks the projections' tracking rows (a no-op
+  ``UPDATE``: on SQLite the first statement of the transaction takes the database's write lock, so
+  what it reads next is current; on PostgreSQL it locks the rows until commit), (2) re-reads the
+  positions and gives up if another projector moved them since the page was read, (3) applies the
+  page to each projection still behind its end, (4) records each new position with the tracking
+  recorder's ``_insert_tracking``, which also refuses a position that does not move forward
+  (``IntegrityError``). The read-model writes and the positions commit together or not at all, so a
+  crash never applies an event twice or skips one; a projector that loses a race rolls back,
   re-reads the positions and goes on from there.
 - eventsourcing's ``ProjectionRunner`` is not used: it needs subscriptions, which its SQLite
   recorders do not implement.
@@ -396,37 +396,38 @@ class Projector:
 
     def _read_page(self, start: int, size: int) -> _Page:
         """Read and decode the page after ``start``: (notifications read, last id, events
-        with a topic some projection reads, events that cannot be decoded)."""
-        page = self.app.read_log(start, size)
+        with a topic some projection reads, the page's rows for the raw projections, events
+        that cannot be decoded).
+
+        The page is read as plain rows (``app.read_log_rows``), not eventsourcing's
+        ``Notification`` objects (a sixth of a rebuild's time).
+        """
+        page = self.app.read_log_rows(start, size)
         if not page:
             return 0, start, [], [], []
         topics = self._topics
-        wanted = [n for n in page if n.topic in topics]
+        wanted = [row for row in page if row[3] in topics]
+        raw = [(row[0], row[3], row) for row in page] if self._raw else []
         try:
             # One msgpack unpacker for the page (decode_rows); an event that cannot be
             # decoded sends the page through the one-at-a-time path, which quarantines it.
-            rows: list[Any] = [(n.id, n.originator_id, n.originator_version, n.topic, n.state)
-                               for n in wanted]
-            decoded = self.app.decode_rows(rows)
+            decoded = self.app.decode_rows(wanted)
         except Exception:  # sorted out event by event below
             pass
         else:
-            raw = [(n.id, n.topic, n) for n in page] if self._raw else []
-            return (len(page), page[-1].id,
-                    [(n.id, n.topic, e) for n, e in zip(wanted, decoded, strict=True)], raw, [])
-        decode = self.app.decode
+            return (len(page), page[-1][0],
+                    [(row[0], row[3], e) for row, e in zip(wanted, decoded, strict=True)], raw,
+                    [])
+        decode = self.app.decode_rows
         events: list[LoggedEvent] = []
         bad: list[Quarantined] = []
-        for n in page:
-            if n.topic not in topics:
-                continue
+        for row in wanted:
             try:
-                events.append((n.id, n.topic, decode(n)))
+                events.append((row[0], row[3], decode([row])[0]))
             except Exception as error:  # a damaged or crafted event: quarantined, not fatal
-                bad.append((n.id, str(n.originator_id), n.originator_version, n.topic, "decode",
+                bad.append((row[0], str(row[1]), row[2], row[3], "decode",
                             f"{type(error).__name__}: {error}"))
-        raw = [(n.id, n.topic, n) for n in page] if self._raw else []
-        return len(page), page[-1].id, events, raw, bad
+        return len(page), page[-1][0], events, raw, bad
 
     def _identify(self, events: list[LoggedEvent], start: int,
                   end: int) -> tuple[str, int, str]:

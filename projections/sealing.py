@@ -114,8 +114,9 @@ class SealingProjection(Projection):
 
         Args:
             cursor: a tuple-row cursor in the projector's transaction.
-            events: ``(notification id, topic, Notification)`` for every event of the page
-                not sealed yet, in log order.
+            events: ``(notification id, topic, row)`` for every event of the page not sealed
+                yet, in log order; ``row`` is the stored event (``app.read_log_rows``:
+                ``(position, stream, version, topic, state)``).
         """
         sql = self.dialect.sql
         cursor.execute(sql(_LAST_CHECKPOINT))
@@ -129,9 +130,8 @@ class SealingProjection(Projection):
         # In comprehensions: the page loop is the cost of sealing, paid once per event in every
         # catch-up (a Python loop with a call per step cost twice as much). The record is the
         # one of ledger.domain.log_record.encode_record, packed in place (pack_id's values).
-        values = [sha(b"\x00" + pack([position, pack_id(n.originator_id), n.originator_version,
-                                       topic, n.state])).digest()
-                  for position, topic, n in events]
+        values = [sha(b"\x00" + pack([position, pack_id(row[1]), row[2], topic, row[4]])).digest()
+                  for position, topic, row in events]
         first = compact.size
         nodes = compact.extend(values, MIN_STORED_LEVEL)
         # The tiles the page fills: the newest stored one (if partial) goes on with this page.
@@ -146,7 +146,7 @@ class SealingProjection(Projection):
         cursor.executemany(sql(_UPSERT_TILE), [
             (start + offset // width, data[offset:offset + width])
             for offset in range(0, len(data), width)])
-        ids = [position for position, _topic, _n in events]
+        ids = [position for position, _topic, _row in events]
         runs = [] if row is not None and ids[0] == int(row[2]) + 1 else [(ids[0], first)]
         if ids[-1] - ids[0] != len(ids) - 1:  # ids only grow: a gap somewhere in the page
             runs += [(later, first + k) for k, (earlier, later)

@@ -52,6 +52,7 @@ from ledger.domain.merkle import (
     verify_inclusion,
 )
 from ledger.persistence.errors import store_errors
+from ledger.persistence.positions import select_sqlite_log
 from projections.sealing import MIN_STORED_LEVEL, TILE
 
 if TYPE_CHECKING:
@@ -485,21 +486,21 @@ def raw_store_events(app: LedgerApplication, dialect: Dialect, datastore: Any,
         StoreError: the store failed.
     """
     table = getattr(app.recorder, "events_table_name", "stored_events")
-    if dialect.kind == "sqlite":
-        sql = (f"SELECT rowid, originator_id, originator_version, topic, state FROM {table} "
-               "WHERE rowid > ? ORDER BY rowid LIMIT ?")
-        convert: Callable[[Any], Any] = _hex_id
-    else:
-        sql = (f'SELECT notification_id, uuid_send(originator_id), originator_version, topic, '
-               f'state FROM "{datastore.schema}"."{table}" WHERE notification_id > %s '
-               "ORDER BY notification_id LIMIT %s")
-        convert = bytes
+    sqlite = dialect.kind == "sqlite"
+    convert: Callable[[Any], Any] = _hex_id if sqlite else bytes
+    sql = (f'SELECT notification_id, uuid_send(originator_id), originator_version, topic, '
+           f'state FROM "{getattr(datastore, "schema", "")}"."{table}" WHERE notification_id > %s '
+           "ORDER BY notification_id LIMIT %s")
     position = 0
     while True:
-        with store_errors(f"Reading {app.store.display_url}"), \
-                dialect.transaction(datastore, commit=False) as (_wrapped, cursor):
-            cursor.execute(sql, (position, page))
-            rows = cursor.fetchall()
+        if sqlite:  # the ledger's one raw reader of the SQLite log
+            with store_errors(f"Reading {app.store.display_url}"):
+                rows: Sequence[Any] = select_sqlite_log(app.recorder, position, page)
+        else:
+            with store_errors(f"Reading {app.store.display_url}"), \
+                    dialect.transaction(datastore, commit=False) as (_wrapped, cursor):
+                cursor.execute(sql, (position, page))
+                rows = cursor.fetchall()
         try:
             if convert is _hex_id:
                 fromhex = bytes.fromhex

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import itertools
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from ledger.domain.errors import ValidationError
@@ -49,6 +49,10 @@ class ChildrenMixin:
 
         @staticmethod
         def _from_row(experiment: Experiment, row: RunRow) -> Run: ...
+
+        @staticmethod
+        def _from_rows(experiment: Experiment,
+                       rows: Sequence[RunRow]) -> builtins.list[Run]: ...
 
     def child_run(self, name: str | None = None, run_id: str | None = None,
                   outputs: Any = None) -> Run:
@@ -136,12 +140,17 @@ class ChildrenMixin:
         """
         index = self._session.before_query()
         workspace = self._experiment.workspace
-        for row in index.find_runs(parent_run_id=self._run_id, recursive=recursive, tags=tags,
-                                   properties=properties, run_type=type, status=status,
-                                   include_archived=include_archived):
-            experiment = self._experiment if row.experiment_name == self._experiment.name \
-                else workspace._experiments.existing(row.experiment_name)
-            yield self._from_row(experiment, row)
+        own = self._experiment
+        for rows in index.find_run_pages(parent_run_id=self._run_id, recursive=recursive,
+                                         tags=tags, properties=properties, run_type=type,
+                                         status=status, include_archived=include_archived):
+            if {row.experiment_name for row in rows} == {own.name}:  # the usual page
+                yield from self._from_rows(own, rows)
+                continue
+            for row in rows:
+                experiment = own if row.experiment_name == own.name \
+                    else workspace._experiments.existing(row.experiment_name)
+                yield self._from_row(experiment, row)
 
     def submit_child(self, config: Any, tags: Mapping[str, Any] | None = None,
                      **kwargs: Any) -> Run:

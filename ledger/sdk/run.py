@@ -126,7 +126,8 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
         if row is None:
             self._write_state()
         # A run built from a query row gets its lock and metric buffer on first use
-        # (``__getattr__``): a query returns many runs that are only read.
+        # (``__getattr__``): a query returns many runs that are only read. ``_from_rows``
+        # gives such runs the same state as this does, copied from one dict.
 
     def _write_state(self) -> None:
         """Give the run its lock and metric buffer, and make it known to the fork handlers."""
@@ -174,10 +175,33 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
 
     @staticmethod
     def _from_row(experiment: Experiment, row: RunRow) -> Run:
-        run_class = Run._class_for(row.run_type)
-        run = run_class.__new__(run_class)
-        run._setup(experiment, None, published=True, row=row, run_id=row.run_id)
-        return run
+        return Run._from_rows(experiment, [row])[0]
+
+    @staticmethod
+    def _from_rows(experiment: Experiment, rows: Sequence[RunRow]) -> builtins.list[Run]:
+        """The runs of query rows (a page of them), each as ``_setup`` builds it from a row.
+
+        A query builds hundreds of these, only to read a few fields of each: the state that
+        ``_setup`` would set attribute by attribute is made once (by ``_setup`` itself, on a
+        first run) and copied into each run's ``__dict__``.
+        """
+        if not rows:
+            return []
+        first = rows[0]
+        model = Run._class_for(first.run_type).__new__(Run._class_for(first.run_type))
+        model._setup(experiment, None, published=True, row=first, run_id=first.run_id)
+        state = model.__dict__
+        types = Run._types
+        new = object.__new__
+        runs: builtins.list[Run] = [model]
+        for row in rows[1:]:
+            run = new(types.get(row.run_type, Run))
+            own = state.copy()
+            own["_row"] = row
+            own["_run_id"] = row.run_id
+            run.__dict__ = own
+            runs.append(run)
+        return runs
 
     @staticmethod
     def _create(experiment: Experiment, *, parent: Run | None = None,
@@ -291,12 +315,20 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
                 experiment_name=experiment.name, run_type=type, tags=tags,
                 properties=properties, status=status, include_children=include_children,
                 include_archived=include_archived)
-        rows = index.find_runs(experiment_name=experiment.name, run_type=type, tags=tags,
-                               properties=properties, status=status,
-                               include_children=include_children,
-                               include_archived=include_archived, filter=filter,
-                               order_by=order_by, limit=limit)
-        return (Run._from_row(experiment, row) for row in rows)
+        pages = index.find_run_pages(experiment_name=experiment.name, run_type=type, tags=tags,
+                                     properties=properties, status=status,
+                                     include_children=include_children,
+                                     include_archived=include_archived, filter=filter,
+                                     order_by=order_by, limit=limit)
+        return Run._runs_of_pages(experiment, pages)
+
+    @staticmethod
+    def _runs_of_pages(experiment: Experiment,
+                       pages: Iterator[builtins.list[RunRow]]) -> Iterator[Run]:
+        """The runs of a query's pages, built a page at a time."""
+        from_rows = Run._from_rows
+        for rows in pages:
+            yield from from_rows(experiment, rows)
 
     @classmethod
     def get_context(cls, allow_offline: bool = True, **kwargs: Any) -> Run:

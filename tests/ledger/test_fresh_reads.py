@@ -53,3 +53,28 @@ def test_a_write_of_this_process_is_seen_by_another_copy_of_the_run(store_url: s
     assert second.get_tags() == {"t": "v"}
     first.complete()
     assert second.get_details()["status"] == "Completed"
+
+
+def test_a_query_sees_what_another_writer_commits(store_url: str) -> None:
+    """Queries skip the index catch-up while the read token is unchanged (SQLite): a run or a
+    tag another writer commits between two queries is in the second one's answer."""
+    ws = Workspace(store=store_url)
+    exp = Experiment(ws, "fresh")
+    parent = exp.start_logging()
+    first = parent.child_run()
+    first.tag("k", "v")
+    ws.flush()
+    assert [r.id for r in exp.get_runs(tags={"k": "v"}, include_children=True)] == [first.id]
+    assert [r.id for r in parent.get_children()] == [first.id]
+    assert [r.id for r in exp.get_runs(tags={"k": "v"}, include_children=True)] == [first.id]
+
+    other = LedgerApplication(ws._session.store)
+    try:
+        actor = current_actor(None)
+        other.run_command(None, parent.id, lambda agg: agg.set_tags({"k": "v"}, actor))
+        found = {r.id for r in exp.get_runs(tags={"k": "v"}, include_children=True)}
+        assert found == {first.id, parent.id}
+        other.run_command(None, first.id, lambda agg: agg.complete(actor))
+        assert [r.get_status() for r in parent.get_children(status="Completed")] == ["Completed"]
+    finally:
+        other.close()

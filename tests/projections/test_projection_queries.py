@@ -57,6 +57,28 @@ def test_get_returns_the_whole_run(driver: Driver, index: RunIndex) -> None:
     assert index.get("no-such-run") is None
 
 
+def test_log_rows_are_the_notifications(driver: Driver) -> None:
+    """The projector's page reader (``read_log_rows``: a plain SELECT on SQLite) gives what
+    eventsourcing's notifications hold, page after page, the stream as the same UUID."""
+    driver.experiment("exp")
+    for _ in range(4):
+        run_id = driver.create("exp")
+        driver.tag(run_id, {"k": "v"})
+        driver.log(run_id, "loss", [0.5, 0.25])
+    app = driver.app
+    expected = [(n.id, n.originator_id, n.originator_version, n.topic, bytes(n.state))
+                for n in app.read_log(0, 1000)]
+    paged: list[tuple[object, ...]] = []
+    while True:
+        page = app.read_log_rows(paged[-1][0] if paged else 0, 3)  # type: ignore[arg-type]
+        paged += [(p, s, v, t, bytes(state)) for p, s, v, t, state in page]
+        if len(page) < 3:
+            break
+    assert paged == expected and len(expected) > 3
+    assert [type(row[1]) for row in paged] == [type(row[1]) for row in expected]
+    assert app.read_log_rows(expected[-1][0], 10) == []
+
+
 def test_read_your_writes_and_cheap_catch_up(driver: Driver, index: RunIndex,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     driver.experiment("exp")
@@ -68,7 +90,7 @@ def test_read_your_writes_and_cheap_catch_up(driver: Driver, index: RunIndex,
 
     # Already there: no query at all; nothing new: no write transaction.
     calls: list[object] = []
-    monkeypatch.setattr(driver.app, "read_log", lambda *a, **k: calls.append(a) or [])
+    monkeypatch.setattr(driver.app, "read_log_rows", lambda *a, **k: calls.append(a) or [])
     assert index.catch_up(position) == position
     assert calls == []
 
