@@ -384,14 +384,7 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
                 version = self._metric_versions.get(run_id)
                 if version is None:
                     version = self._last_version(stream)
-                event = MetricsLogged(  # type: ignore[call-arg]
-                    originator_id=stream,
-                    originator_version=version + 1,
-                    timestamp=MetricsLogged.create_timestamp(),
-                    run_id=run_id,
-                    series=series,
-                    actor=actor_data,
-                )
+                event = self.metrics_event(run_id, series, actor_data, version + 1)
                 try:
                     position = self.save_all(event)
                 except IntegrityError:
@@ -401,6 +394,26 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
                     return position
         raise ConcurrencyError(f"Could not append metrics to run {run_id!r}: other writers of "
                                "its metrics kept appending first")
+
+    @staticmethod
+    def metrics_event(run_id: str, series: list[list[Any]], actor: dict[str, Any],
+                      version: int) -> MetricsLogged:
+        """Return the event of one batch of metric series at ``version`` of the run's metric
+        stream (the first batch of a run is version 1)."""
+        return MetricsLogged(  # type: ignore[call-arg]
+            originator_id=metric_stream_id(run_id),
+            originator_version=version,
+            timestamp=MetricsLogged.create_timestamp(),
+            run_id=run_id,
+            series=series,
+            actor=actor,
+        )
+
+    def metrics_written(self, run_id: str, version: int) -> None:
+        """Remember that a batch at ``version`` of a run's metric stream was appended by a
+        write of its own (the next ``append_metrics`` then needs no query for the version)."""
+        with self._metric_lock:
+            self._metric_versions[run_id] = version
 
     def _last_version(self, stream: UUID) -> int:
         with store_errors(self._reading):
