@@ -12,6 +12,7 @@ import importlib
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -397,13 +398,14 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
 
     @staticmethod
     def metrics_event(run_id: str, series: list[list[Any]], actor: dict[str, Any],
-                      version: int) -> MetricsLogged:
+                      version: int, timestamp: datetime | None = None) -> MetricsLogged:
         """Return the event of one batch of metric series at ``version`` of the run's metric
-        stream (the first batch of a run is version 1)."""
+        stream (the first batch of a run is version 1), made at ``timestamp`` (default:
+        now)."""
         return MetricsLogged(  # type: ignore[call-arg]
             originator_id=metric_stream_id(run_id),
             originator_version=version,
-            timestamp=MetricsLogged.create_timestamp(),
+            timestamp=timestamp or MetricsLogged.create_timestamp(),
             run_id=run_id,
             series=series,
             actor=actor,

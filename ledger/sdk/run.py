@@ -27,6 +27,7 @@ from ledger.domain.errors import (
     ValidationError,
 )
 from ledger.domain.ids import new_run_id, run_stream_id
+from ledger.domain.metrics import MetricsLogged
 from ledger.domain.names import (
     EXPERIMENT_RUN_TYPE,
     PROP_ENVIRONMENT_NAME,
@@ -543,13 +544,15 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
                 aggregate = self._aggregate()
                 actor = self._actor()
                 before = len(aggregate.pending_events)
+                # The batch is made before the end (its time, which the history sorts on, too).
+                flushed_at = MetricsLogged.create_timestamp() if self._metrics.count else None
                 command(aggregate, actor)  # may refuse: then nothing is taken
-                if self._metrics.count:
+                if flushed_at is not None:
                     # Nobody else knows the run yet, so its metric stream is empty. The batch
                     # travels with the run's pending events: if the write fails they are put
                     # back together, and the next flush point writes them.
                     metrics_event = self._session.app.metrics_event(
-                        self._run_id, self._metrics.take(), actor.as_dict(), 1)
+                        self._run_id, self._metrics.take(), actor.as_dict(), 1, flushed_at)
                     aggregate.pending_events.insert(before, metrics_event)
                 ended_locally = True
             else:
