@@ -146,8 +146,8 @@ def writer(url: str, mode: str, values: int, ready: Path, go: Path, seconds: flo
         except Exception as error:
             errors[f"{type(error).__name__}: {str(error)[:120]}"] += 1
     elapsed = time.time() - start
-    print(json.dumps({"runs": runs, "values": 0 if mode == "raw" else runs * values, "transactions": transactions,
-                      "errors": dict(errors), "elapsed": elapsed}))
+    print(json.dumps({"runs": runs, "values": 0 if mode == "raw" else runs * values,
+                      "transactions": transactions, "errors": dict(errors), "elapsed": elapsed}))
 
 
 # ---------------------------------------------------------------------- one point
