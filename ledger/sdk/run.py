@@ -553,7 +553,8 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
                     # back together, and the next flush point writes them.
                     metrics_event = self._session.app.metrics_event(
                         self._run_id, self._metrics.take(), actor.as_dict(), 1, flushed_at)
-                    aggregate.pending_events.insert(before, metrics_event)
+                    aggregate.pending_events.insert(  # a loose event: save_all takes it as is
+                        before, metrics_event)  # type: ignore[arg-type]
                 ended_locally = True
             else:
                 ended_locally = False
