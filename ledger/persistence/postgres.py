@@ -10,8 +10,11 @@ created first if missing, and an application whose tables, type, index and funct
 already skips creation altogether (one catalogue query instead of DDL that would wait for the
 writers' table locks).
 
-Writers are unchanged: each insert transaction takes eventsourcing's ``LOCK TABLE ... IN EXCLUSIVE
-MODE``, so notification ids commit in order and projections never skip an event. Two additions:
+Each insert transaction takes eventsourcing's ``LOCK TABLE ... IN EXCLUSIVE MODE``, as
+eventsourcing's own does, so notification ids commit in order and projections never skip an
+event; but a small write is sent as one message, ``BEGIN`` to ``COMMIT``, so the server never holds
+that lock waiting for its client (with many writers the lock's holding time is the store's
+commit ceiling). Two more additions:
 
 - Nothing waits forever: every connection carries a ``statement_timeout`` and a ``lock_timeout``
   (``?statement_timeout=SECONDS&lock_timeout=SECONDS`` in the store URL; defaults
