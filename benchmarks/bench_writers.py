@@ -10,9 +10,17 @@ values, two properties, two tags, completed. Writing modes:
   then every property/tag call, the metric values, ``complete()`` are separate transactions:
   6 per run);
 - ``sdk``: the SDK as scripts use it (a run's calls are buffered until ``complete()``, which
-  appends its creation, its metric values and its end: 3 transactions per run);
+  appends its creation, its metric values and its end in one transaction: 1 per run; 3 before
+  issue 13, and 3 still for a run the background flusher published before it ended);
 - ``batch50``: 50 runs and their metric batches in one transaction, through
-  ``LedgerApplication.save_all`` (the group commit the SDK's session uses for unpublished runs).
+  ``LedgerApplication.save_all`` (the group commit the SDK's session uses for unpublished runs);
+- ``raw``: no SDK, no run: one event of ~100 bytes per transaction straight through
+  eventsourcing's recorder (``recorder.insert_events``): the store's commit ceiling, which the
+  other modes are measured against (its "runs" are transactions);
+- ``raw_es``: the same through eventsourcing's own insert path (on PostgreSQL, the
+  ``PostgresApplicationRecorder.insert_events`` that runledger's recorder replaces for small
+  writes: the lock taken, then the ``INSERT`` and ``COMMIT`` sent after it), for an A/B of the
+  two in one invocation.
 
 PostgreSQL serialises inserts with a table lock (eventsourcing's ``LOCK TABLE ... IN EXCLUSIVE
 MODE``): its ceiling is transactions per second, whatever the number of writers, so the modes
@@ -50,7 +58,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
-MODES = ("per_call", "sdk", "batch50")
+MODES = ("per_call", "sdk", "batch50", "raw", "raw_es")
 EXPERIMENT = "bench"
 BATCH = 50
 
@@ -69,7 +77,7 @@ def _write_one(exp: Any, mode: str, values: int, serial: int) -> int:
     if mode == "per_call":
         run.flush()
     run.complete()
-    return 6 if mode == "per_call" else (3 if values else 1)
+    return 6 if mode == "per_call" else 1
 
 
 def _write_batch(app: Any, experiment_id: Any, values: int, serial: int) -> int:
@@ -103,6 +111,23 @@ def _write_batch(app: Any, experiment_id: Any, values: int, serial: int) -> int:
     return 1
 
 
+def _write_raw(app: Any, stock: bool) -> int:
+    """Insert one ~100-byte event in one transaction through the store's recorder (``stock``:
+    through eventsourcing's own ``insert_events`` of the recorder's base class); return 1."""
+    from eventsourcing.persistence import StoredEvent
+
+    events = [StoredEvent(originator_id=uuid.uuid4(), originator_version=1,
+                          topic="bench:raw", state=b"x" * 100)]
+    recorder = app.recorder
+    if stock:
+        base = next(c for c in type(recorder).__mro__
+                    if c.__module__.startswith("eventsourcing.") and "insert_events" in vars(c))
+        base.insert_events(recorder, events)
+    else:
+        recorder.insert_events(events)
+    return 1
+
+
 def writer(url: str, mode: str, values: int, ready: Path, go: Path, seconds: float) -> None:
     """Open the store, say ready, wait for go, write for ``seconds``; print a JSON result."""
     from ledger import Experiment, Workspace
@@ -119,7 +144,10 @@ def writer(url: str, mode: str, values: int, ready: Path, go: Path, seconds: flo
     errors: Counter[str] = Counter()
     while time.time() < deadline:
         try:
-            if mode == "batch50":
+            if mode in ("raw", "raw_es"):
+                transactions += _write_raw(app, stock=mode == "raw_es")
+                runs += 1
+            elif mode == "batch50":
                 transactions += _write_batch(app, exp._experiment_id, values, serial)
                 runs += BATCH
                 serial += BATCH
@@ -130,8 +158,8 @@ def writer(url: str, mode: str, values: int, ready: Path, go: Path, seconds: flo
         except Exception as error:
             errors[f"{type(error).__name__}: {str(error)[:120]}"] += 1
     elapsed = time.time() - start
-    print(json.dumps({"runs": runs, "values": runs * values, "transactions": transactions,
-                      "errors": dict(errors), "elapsed": elapsed}))
+    print(json.dumps({"runs": runs, "values": 0 if mode.startswith("raw") else runs * values,
+                      "transactions": transactions, "errors": dict(errors), "elapsed": elapsed}))
 
 
 # ---------------------------------------------------------------------- one point

@@ -12,6 +12,7 @@ import importlib
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -107,7 +108,9 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
 
     def __init__(self, store: StoreConfig) -> None:
         self.store = store
-        self._reading = f"Reading {store.display_url}"  # formatted once: reads are a hot path
+        # Formatted once: reads and writes are hot paths.
+        self._reading = f"Reading {store.display_url}"
+        self._writing = f"Writing to {store.display_url}"
         env = dict(store.env)
         env.setdefault("CREATE_TABLE", "y")
         if store.path is not None:
@@ -212,11 +215,13 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
                 events.append(obj)
         if not events:
             return 0
-        with store_errors(f"Writing to {self.store.display_url}"):
-            recordings = self.events.put(events)
-        if not recordings:
-            return 0
-        return max(r.notification.id for r in recordings)
+        # The event store's put() would also build a Recording and a Notification per event,
+        # which nothing here reads: the mapper and the recorder are what it calls.
+        to_stored_event = self.mapper.to_stored_event
+        stored = [to_stored_event(event) for event in events]
+        with store_errors(self._writing):
+            ids = self.recorder.insert_events(stored)
+        return max(ids) if ids else 0
 
     def run_command(self, run: RunAggregate | None, run_id: str,
                     command: Callable[[RunAggregate], T]) -> tuple[RunAggregate, T, int]:
@@ -381,14 +386,7 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
                 version = self._metric_versions.get(run_id)
                 if version is None:
                     version = self._last_version(stream)
-                event = MetricsLogged(  # type: ignore[call-arg]
-                    originator_id=stream,
-                    originator_version=version + 1,
-                    timestamp=MetricsLogged.create_timestamp(),
-                    run_id=run_id,
-                    series=series,
-                    actor=actor_data,
-                )
+                event = self.metrics_event(run_id, series, actor_data, version + 1)
                 try:
                     position = self.save_all(event)
                 except IntegrityError:
@@ -398,6 +396,27 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
                     return position
         raise ConcurrencyError(f"Could not append metrics to run {run_id!r}: other writers of "
                                "its metrics kept appending first")
+
+    @staticmethod
+    def metrics_event(run_id: str, series: list[list[Any]], actor: dict[str, Any],
+                      version: int, timestamp: datetime | None = None) -> MetricsLogged:
+        """Return the event of one batch of metric series at ``version`` of the run's metric
+        stream (the first batch of a run is version 1), made at ``timestamp`` (default:
+        now)."""
+        return MetricsLogged(  # type: ignore[call-arg]
+            originator_id=metric_stream_id(run_id),
+            originator_version=version,
+            timestamp=timestamp or MetricsLogged.create_timestamp(),
+            run_id=run_id,
+            series=series,
+            actor=actor,
+        )
+
+    def metrics_written(self, run_id: str, version: int) -> None:
+        """Remember that a batch at ``version`` of a run's metric stream was appended by a
+        write of its own (the next ``append_metrics`` then needs no query for the version)."""
+        with self._metric_lock:
+            self._metric_versions[run_id] = version
 
     def _last_version(self, stream: UUID) -> int:
         with store_errors(self._reading):

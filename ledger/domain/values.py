@@ -21,6 +21,7 @@ from ledger.domain.text import (
     MAX_NAME_LENGTH,
     MAX_VALUE_LENGTH,
     check_text,
+    is_plain_text,
     quote,
     stringify,
     where,
@@ -150,6 +151,8 @@ def normalise_value(value: Any, key: str, what: str, run_id: str | None) -> str 
     """
     if value is None:
         return None
+    if type(value) is str and is_plain_text(value):
+        return value  # the usual case: no field name to format for a message
     field = f"{what} {quote(key)}"
     return check_text(stringify(value, field, run_id), field, run_id, kind="value")
 

@@ -10,8 +10,11 @@ created first if missing, and an application whose tables, type, index and funct
 already skips creation altogether (one catalogue query instead of DDL that would wait for the
 writers' table locks).
 
-Writers are unchanged: each insert transaction takes eventsourcing's ``LOCK TABLE ... IN EXCLUSIVE
-MODE``, so notification ids commit in order and projections never skip an event. Two additions:
+Each insert transaction takes eventsourcing's ``LOCK TABLE ... IN EXCLUSIVE MODE``, as
+eventsourcing's own does, so notification ids commit in order and projections never skip an
+event; but a small write is sent as one message, ``BEGIN`` to ``COMMIT``, so the server never holds
+that lock waiting for its client (with many writers the lock's holding time is the store's
+commit ceiling). Two more additions:
 
 - Nothing waits forever: every connection carries a ``statement_timeout`` and a ``lock_timeout``
   (``?statement_timeout=SECONDS&lock_timeout=SECONDS`` in the store URL; defaults
@@ -35,6 +38,7 @@ from typing import Any, TypeVar
 import psycopg
 from eventsourcing.persistence import (
     ApplicationRecorder,
+    InterfaceError,
     OperationalError,
     PersistenceError,
     ProgrammingError,
@@ -46,8 +50,8 @@ from eventsourcing.postgres import (
     PostgresRecorder,
     PostgresTrackingRecorder,
 )
-from eventsourcing.utils import Environment, EnvType
-from psycopg.sql import SQL, Identifier
+from eventsourcing.utils import Environment, EnvType, retry
+from psycopg.sql import SQL, Identifier, Literal
 
 R = TypeVar("R")
 
@@ -170,8 +174,11 @@ class LedgerPostgresApplicationRecorder(PostgresApplicationRecorder):
             IntegrityError: another writer appended first.
             PersistenceError: the database failed.
         """
+        if not stored_events:
+            return None
         if sum(len(e.state) for e in stored_events) < PIPELINE_MAX_BYTES:
-            result: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            result: Sequence[int] | None = self._insert_in_one_round_trip(stored_events,
+                                                                          **kwargs)
             return result
         with self.datastore.get_connection() as conn, conn.transaction(), \
                 conn.cursor() as curs:
@@ -179,6 +186,52 @@ class LedgerPostgresApplicationRecorder(PostgresApplicationRecorder):
             self._insert_stored_events(curs, stored_events, **kwargs)
             ids: Sequence[int] | None = self._fetch_ids_after_insert_events(
                 curs, stored_events, **kwargs)
+            return ids
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def _insert_in_one_round_trip(self, stored_events: Sequence[StoredEvent],
+                                  **kwargs: Any) -> Sequence[int] | None:
+        """The whole transaction, ``BEGIN`` to ``COMMIT``, sent as one message.
+
+        eventsourcing sends ``LOCK TABLE`` first and the ``INSERT`` and ``COMMIT`` after: the
+        table lock is then held while the client builds and sends the rest, and for as long
+        as the client process waits for a CPU. With 32 writers on 2 CPUs nearly all of them
+        were found waiting for that lock, and the server holding it waiting for its client
+        (``ClientRead``): its holding time is the store's commit ceiling. Here the server
+        runs the statements one after the other without waiting for the client (the simple
+        query protocol: values quoted by psycopg, no parameters). On an error the server
+        skips the rest, ``COMMIT`` included, and the transaction is rolled back.
+        """
+        schema, table = Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        rows = SQL(",").join(
+            SQL("({},{},{},{})").format(Literal(e.originator_id), Literal(e.originator_version),
+                                        Literal(e.topic), Literal(e.state))
+            for e in stored_events)
+        batch = SQL(";").join([
+            SQL("BEGIN"), *self.lock_table_statements,
+            SQL("NOTIFY {}").format(Identifier(self.channel_name)),
+            SQL("INSERT INTO {}.{} (originator_id, originator_version, topic, state) VALUES {} "
+                "RETURNING notification_id").format(schema, table, rows),
+            SQL("COMMIT")])
+        with self.datastore.get_connection() as conn:
+            try:
+                with conn.cursor() as curs:
+                    self._insert_events(curs, stored_events, **kwargs)
+                    curs.execute(batch.as_string(conn))  # no parameters: one message
+                    ids: list[int] = []
+                    while True:  # a result per statement; the INSERT's holds the ids
+                        if (curs.statusmessage or "").startswith("INSERT"):
+                            ids = [row["notification_id"] for row in curs.fetchall()]
+                        if not curs.nextset():
+                            break
+            except BaseException:
+                if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    with contextlib.suppress(psycopg.Error):
+                        conn.execute("ROLLBACK")
+                raise
+            if len(ids) != len(stored_events):
+                raise ProgrammingError(f"Couldn't get all notification IDs (got {len(ids)}, "
+                                       f"expected {len(stored_events)})")
             return ids
 
     def server_roles(self, originator_id: Any) -> dict[int, str]:

@@ -7,6 +7,7 @@ ext type holding their ISO text. Tuples come back as lists. Floats keep NaN and 
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -52,7 +53,12 @@ class MsgpackTranscoder(Transcoder):
     """Encodes event state as msgpack bytes, and decodes it back."""
 
     def __init__(self) -> None:
-        self._packer_options = {"default": _default, "use_bin_type": True, "datetime": False}
+        # A packer per thread, made once: msgpack.packb builds one per call, which costs more
+        # than packing an event's state. Not shared between threads: ``default`` is Python
+        # code, during which another thread could run and pack into the same buffer.
+        # ``datetime=True`` packs aware datetimes as timestamps in C, the very bytes
+        # ``_default`` gives (naive ones still reach ``_default``).
+        self._local = threading.local()
 
     def encode(self, obj: Any) -> bytes:
         """Encode ``obj`` (an event's state dict) as msgpack bytes.
@@ -60,7 +66,12 @@ class MsgpackTranscoder(Transcoder):
         Raises:
             TypeError: a value has a type msgpack cannot carry.
         """
-        return msgpack.packb(obj, **self._packer_options)  # type: ignore[no-any-return]
+        try:
+            packer = self._local.packer
+        except AttributeError:
+            packer = self._local.packer = msgpack.Packer(default=_default, use_bin_type=True,
+                                                         datetime=True)
+        return packer.pack(obj)  # type: ignore[no-any-return]  # (a failed pack resets it)
 
     def decode(self, data: bytes) -> Any:
         """Decode msgpack bytes written by :meth:`encode`."""

@@ -36,6 +36,21 @@ class ViewType:
 _VIEW_TYPES = (ViewType.ACTIVE_ONLY, ViewType.ARCHIVED_ONLY, ViewType.ALL)
 
 
+_outputs_paths: dict[str, Path] = {}
+
+
+def _outputs_path(text: str) -> Path:
+    """``Path(text)``, made once per text: ``start_logging()`` is on every run's path, and
+    building a ``Path`` costs more there than the folder's stat (what ``Path.absolute()``
+    gives: the current folder joined, nothing resolved)."""
+    path = _outputs_paths.get(text)
+    if path is None:
+        if len(_outputs_paths) > 64:
+            _outputs_paths.clear()
+        path = _outputs_paths[text] = Path(text)
+    return path
+
+
 def _tags_match(tags: dict[str, str | None], wanted: str | Mapping[str, Any] | None) -> bool:
     if wanted is None:
         return True
@@ -141,7 +156,8 @@ class Experiment:
                           description=description, tags=tags)
         if snapshot:
             run.add_properties(snapshot)
-        folder = Path(outputs if outputs is not None else "outputs").absolute()
+        folder = _outputs_path(os.path.join(os.getcwd(), outputs if outputs is not None
+                                            else "outputs"))
         if not os.path.isdir(folder):  # a stat; mkdir of an existing folder raises and catches
             folder.mkdir(parents=True, exist_ok=True)
         run._outputs_folder = folder  # uploaded on complete() (sdk/files.py)

@@ -27,6 +27,7 @@ from ledger.domain.errors import (
     ValidationError,
 )
 from ledger.domain.ids import new_run_id, run_stream_id
+from ledger.domain.metrics import MetricsLogged
 from ledger.domain.names import (
     EXPERIMENT_RUN_TYPE,
     PROP_ENVIRONMENT_NAME,
@@ -565,17 +566,34 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
     def _end(self, command: Any) -> None:
         """Apply a command that ends the run, after everything buffered; durable on return.
 
-        A run never published and with no buffered metrics is published with its end in one
-        transaction.
+        A run never published is published with its end in one transaction, its buffered
+        metric values too (the first batch of its metric stream, appended just before the
+        end event: the order a flush then the end would give, in one commit instead of three).
         """
+        metrics_event = None
         with self._lock:
-            if not self._published and not self._metrics.count:
-                command(self._aggregate(), self._actor())
+            if not self._published:
+                aggregate = self._aggregate()
+                actor = self._actor()
+                before = len(aggregate.pending_events)
+                # The batch is made before the end (its time, which the history sorts on, too).
+                flushed_at = MetricsLogged.create_timestamp() if self._metrics.count else None
+                command(aggregate, actor)  # may refuse: then nothing is taken
+                if flushed_at is not None:
+                    # Nobody else knows the run yet, so its metric stream is empty. The batch
+                    # travels with the run's pending events: if the write fails they are put
+                    # back together, and the next flush point writes them.
+                    metrics_event = self._session.app.metrics_event(
+                        self._run_id, self._metrics.take(), actor.as_dict(), 1, flushed_at)
+                    aggregate.pending_events.insert(  # a loose event: save_all takes it as is
+                        before, metrics_event)  # type: ignore[arg-type]
                 ended_locally = True
             else:
                 ended_locally = False
         if ended_locally:
             self._session.publish()
+            if metrics_event is not None:
+                self._session.app.metrics_written(self._run_id, 1)
             return
         self.flush()
         self._command(command)

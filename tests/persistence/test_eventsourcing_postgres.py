@@ -26,6 +26,7 @@ from eventsourcing.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
     InfrastructureFactory,
+    IntegrityError,
     ProcessRecorder,
     StoredEvent,
     TrackingRecorder,
@@ -132,6 +133,29 @@ class TestApplicationRecorder(_LedgerPostgresStore,
                             state=b"s")
         self.assertEqual(second.insert_events([event]), [1])
         self.assert_events_eq(first.select_events(event.originator_id), [event])
+
+
+    def test_a_refused_write_leaves_nothing_and_the_next_one_goes_through(self) -> None:
+        """A small write is sent as one message, BEGIN to COMMIT; when its INSERT is refused
+        (a version another writer took) the server skips the COMMIT: nothing of the write is
+        stored, IntegrityError is raised, and the connection (the pool's only one) and the
+        table lock are free for the next write, which gets the next id."""
+        recorder = self.create_recorder()
+        stream = uuid.uuid4()
+        first = StoredEvent(originator_id=stream, originator_version=1, topic="t", state=b"1")
+        self.assertEqual(recorder.insert_events([first]), [1])
+        other = StoredEvent(originator_id=uuid.uuid4(), originator_version=1, topic="t",
+                            state=b"o")
+        clash = StoredEvent(originator_id=stream, originator_version=1, topic="t", state=b"c")
+        with self.assertRaises(IntegrityError):
+            recorder.insert_events([other, clash])
+        self.assertEqual(recorder.select_events(other.originator_id), [])
+        self.assert_events_eq(recorder.select_events(stream), [first])
+        after = StoredEvent(originator_id=stream, originator_version=2, topic="t",
+                            state=b"\x00\xff quoted ' bytes")
+        ids = recorder.insert_events([after])
+        assert ids is not None and len(ids) == 1 and ids[0] > 1
+        self.assert_events_eq(recorder.select_events(stream), [first, after])
 
 
 # ----------------------------------------------------------------------------- tracking recorder
