@@ -108,11 +108,40 @@ def check_prefix(prefix: Any, run_id: str | None = None) -> str:
     return checked + "/" if str(prefix).endswith("/") else checked
 
 
+#: Media types of the files ML runs upload most, looked up before the host's ``mimetypes``:
+#: the same on every host (``/etc/mime.types`` varies: some map ``.pt`` to a SNES page table),
+#: and no 12-17 ms read of the host's tables on a process's first upload.
+KNOWN_MEDIA_TYPES = {
+    ".pt": "application/octet-stream", ".pth": "application/octet-stream",
+    ".ckpt": "application/octet-stream", ".bin": "application/octet-stream",
+    ".safetensors": "application/octet-stream", ".onnx": "application/octet-stream",
+    ".pkl": "application/octet-stream", ".pickle": "application/octet-stream",
+    ".joblib": "application/octet-stream", ".npy": "application/octet-stream",
+    ".npz": "application/zip", ".h5": "application/x-hdf5", ".hdf5": "application/x-hdf5",
+    ".parquet": "application/vnd.apache.parquet", ".zip": "application/zip",
+    ".gz": "application/gzip", ".tar": "application/x-tar",
+    ".txt": "text/plain", ".log": "text/plain", ".md": "text/markdown", ".csv": "text/csv",
+    ".tsv": "text/tab-separated-values", ".json": "application/json",
+    ".jsonl": "application/jsonl", ".yaml": "application/yaml", ".yml": "application/yaml",
+    ".toml": "application/toml", ".py": "text/x-python", ".html": "text/html",
+    ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+    ".svg": "image/svg+xml", ".webp": "image/webp", ".bmp": "image/bmp", ".tif": "image/tiff",
+    ".tiff": "image/tiff", ".pdf": "application/pdf",
+}
+
+
 def media_type(name: str) -> str:
-    """Return the media type of a file from its name (``application/octet-stream`` if unknown)."""
+    """Return the media type of a file from its name (``application/octet-stream`` if unknown).
+
+    The suffixes of :data:`KNOWN_MEDIA_TYPES` (any case) are answered from it; others from the
+    host's ``mimetypes``.
+    """
+    dot = name.rfind(".")
+    if dot > name.rfind("/"):
+        known = KNOWN_MEDIA_TYPES.get(name[dot:].lower())
+        if known is not None:
+            return known
     guessed, _encoding = mimetypes.guess_type(name, strict=False)
-    if name.endswith((".txt", ".log")):
-        return "text/plain"
     return guessed or "application/octet-stream"
 
 

@@ -497,3 +497,20 @@ def test_a_store_error_while_writing_chunks_stores_no_content(
         blobs.write(io.BytesIO(data), chunk_size=1000)
     assert not blobs.exists(hashlib.sha256(data).hexdigest())  # no manifest: nothing visible
     assert len(calls) == 2  # the batches after the failure were not written
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("outputs/model.pt", "application/octet-stream"),
+    ("checkpoints/epoch_3.CKPT", "application/octet-stream"),
+    ("weights.safetensors", "application/octet-stream"),
+    ("table.parquet", "application/vnd.apache.parquet"),
+    ("plots/loss.PNG", "image/png"),
+    ("azureml-logs/70_driver_log.txt", "text/plain"),
+    ("a.dir.pt/README", "application/octet-stream"),  # a dot in a folder is no suffix
+])
+def test_media_types_of_ml_files_are_the_same_on_every_host(name: str, expected: str) -> None:
+    # The host's mimetypes tables differ (some call .pt a SNES page table): the files ML runs
+    # upload most are answered from our own table.
+    from ledger.domain.files import media_type
+
+    assert media_type(name) == expected
