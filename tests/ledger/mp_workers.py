@@ -11,3 +11,12 @@ def log_values(task: tuple[Any, int, int]) -> int:
     for step in range(first, first + count):
         run.log("p", step, step=step)
     return count
+
+
+def dump_threads_on_sigusr1() -> None:
+    """Pool initializer: SIGUSR1 prints every thread's stack to stderr (a hung worker's, before
+    the test's watchdog kills it)."""
+    import faulthandler
+    import signal
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from mp_workers import log_values
+from mp_workers import dump_threads_on_sigusr1, log_values
 
 from ledger import Experiment, Run, ValidationError, Workspace
 from ledger.sdk import signals
@@ -148,9 +148,12 @@ def _pool_logs_each_value_once(shared_url: str, method: str,
         for worker in list(pool._pool):  # type: ignore[attr-defined]
             if worker.is_alive():
                 hung.append(worker.pid)
+                os.kill(worker.pid, signal.SIGUSR1)  # its threads' stacks, to stderr
+                time.sleep(1)
                 os.kill(worker.pid, signal.SIGKILL)
 
-    with context.Pool(2) as pool:  # leaving the block terminates the workers (SIGTERM)
+    # Leaving the block terminates the workers (SIGTERM).
+    with context.Pool(2, initializer=dump_threads_on_sigusr1) as pool:
         assert sum(pool.map(log_values, tasks)) == 400
         watchdog = threading.Timer(60, kill_hung_workers)
         watchdog.start()
