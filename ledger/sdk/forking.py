@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ledger.domain.errors import ValidationError
+from ledger.sdk import signals
 
 if TYPE_CHECKING:
     from ledger.config import LedgerSettings
@@ -91,6 +92,7 @@ def _before_fork() -> None:
 
 def _after_fork_in_child() -> None:
     global _lazy_state_lock
+    signals.unblock_after_fork()
     _lazy_state_lock = threading.Lock()
     for session in _sessions():
         session.reset_after_fork(_abandoned)

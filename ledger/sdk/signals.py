@@ -55,6 +55,18 @@ def block_in_this_thread() -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
 
 
+def unblock_after_fork() -> None:
+    """In a forked child: let the signals the SDK handles reach its one thread again.
+
+    A child starts with the signal mask of the thread that forked it; forked while that thread
+    had them blocked, a ``multiprocessing`` worker would never see the pool's SIGTERM and would
+    wait for a task forever. Only the signals whose handler is the SDK's are unblocked.
+    """
+    mine = [signum for signum in SIGNALS if signum in _installed]
+    if mine and hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, mine)
+
+
 @contextlib.contextmanager
 def blocked() -> Iterator[None]:
     """Block SIGTERM and SIGHUP in the calling thread while the block runs, so the threads it

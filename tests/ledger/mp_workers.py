@@ -18,5 +18,9 @@ def dump_threads_on_sigusr1() -> None:
     the test's watchdog kills it)."""
     import faulthandler
     import signal
+    import sys
 
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+    # Shown only when the test fails: how SIGTERM stood when this worker began.
+    print(f"worker: SIGTERM handler {signal.getsignal(signal.SIGTERM)!r}, blocked "
+          f"{sorted(signal.pthread_sigmask(signal.SIG_BLOCK, []))}", file=sys.stderr, flush=True)

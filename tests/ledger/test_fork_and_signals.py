@@ -236,3 +236,34 @@ def test_no_handler_is_installed_off_the_main_thread() -> None:
     thread.start()
     thread.join()
     assert installed == [[]]
+
+
+@FORK
+def test_a_child_forked_while_the_signals_are_blocked_still_ends_on_sigterm(
+        shared_store_url: str) -> None:
+    # A child starts with the forking thread's signal mask: forked inside a blocked region (the
+    # SDK opens stores in one), it would never see SIGTERM and would run on.
+    ws = Workspace(store=shared_store_url)
+    run = Experiment(ws, "masked").start_logging()
+    run.flush()
+    if signal.SIGTERM not in signals._installed:
+        pytest.skip("the SDK's SIGTERM handler is not installed in this process "
+                    "(another handler was there first)")
+    with signals.blocked():
+        pid = os.fork()
+        if pid == 0:  # the child: wait, as an idle pool worker does
+            time.sleep(20)
+            os._exit(0)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    status = None
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the child forked with SIGTERM blocked did not end on SIGTERM")
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
