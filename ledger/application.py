@@ -152,19 +152,14 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         Raises:
             StoreError: the tables cannot be created.
         """
-        blobs: BlobStore | None = self.__dict__.get("_blobs")
-        if blobs is None:
-            with self._metric_lock:
-                blobs = self.__dict__.get("_blobs")
-                if blobs is None:
-                    factory: Any = self.factory
-                    if self.store.files:
-                        blobs = FsspecBlobStore(self.store.files)
-                    else:
-                        blobs = SQLBlobStore(factory.datastore, self.store.kind,
-                                             ddl_lock=getattr(factory, "ddl_lock", None),
-                                             what=self.store.display_url)
-                    self.__dict__["_blobs"] = blobs
+        def make(factory: Any) -> BlobStore:
+            if self.store.files:
+                return FsspecBlobStore(self.store.files)
+            return SQLBlobStore(factory.datastore, self.store.kind,
+                                ddl_lock=getattr(factory, "ddl_lock", None),
+                                what=self.store.display_url)
+
+        blobs: BlobStore = self._side_store("_blobs", make)
         return blobs
 
     @property
@@ -174,17 +169,24 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         Raises:
             StoreError: the table cannot be created.
         """
-        beats: HeartbeatStore | None = self.__dict__.get("_heartbeats")
-        if beats is None:
-            with self._metric_lock:
-                beats = self.__dict__.get("_heartbeats")
-                if beats is None:
-                    factory: Any = self.factory
-                    beats = HeartbeatStore(factory.datastore, self.store.kind,
-                                           ddl_lock=getattr(factory, "ddl_lock", None),
-                                           what=self.store.display_url)
-                    self.__dict__["_heartbeats"] = beats
+        def make(factory: Any) -> HeartbeatStore:
+            return HeartbeatStore(factory.datastore, self.store.kind,
+                                  ddl_lock=getattr(factory, "ddl_lock", None),
+                                  what=self.store.display_url)
+
+        beats: HeartbeatStore = self._side_store("_heartbeats", make)
         return beats
+
+    def _side_store(self, attribute: str, make: Callable[[Any], Any]) -> Any:
+        """Return the side store kept in ``attribute``, made once (``make(factory)``) under a
+        lock, so two threads never create its tables twice."""
+        store = self.__dict__.get(attribute)
+        if store is None:
+            with self._metric_lock:
+                store = self.__dict__.get(attribute)
+                if store is None:
+                    store = self.__dict__[attribute] = make(self.factory)
+        return store
 
     def construct_transcoder(self) -> Transcoder:
         """Events are stored as msgpack (see ``ledger.persistence.transcoder``)."""
@@ -465,10 +467,7 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
             RunNotFoundError: no run has this id.
             StoreError: the store failed.
         """
-        if not isinstance(run_id, str):
-            raise ValidationError(
-                f"A run id must be a string, not {type(run_id).__name__}: {run_id!r}")
-        stream = run_stream_id(run_id)
+        stream = _run_stream(run_id)
         with store_errors(self._reading), decoding(f"Reading run {run_id!r}"):
             # What Repository.get does for an aggregate without snapshots, without its
             # per-event runtime-protocol checks (a third of a load on Python 3.11).
@@ -493,10 +492,7 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
             RunNotFoundError: no run has this id.
             StoreError: the store failed.
         """
-        if not isinstance(run_id, str):
-            raise ValidationError(
-                f"A run id must be a string, not {type(run_id).__name__}: {run_id!r}")
-        stream = run_stream_id(run_id)
+        stream = _run_stream(run_id)
         with store_errors(self._reading), decoding(f"Reading run {run_id!r}"):
             rows = select_stream_notifications(self.recorder, [stream, log_stream_id(run_id)])
             aggregate: Any = None
@@ -673,3 +669,15 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
     def decode(self, notification: Notification) -> DomainEventProtocol[Any]:
         """Decode a stored event or notification into its domain event."""
         return self.mapper.to_domain_event(notification)
+
+
+def _run_stream(run_id: Any) -> UUID:
+    """Return the stream id of a run.
+
+    Raises:
+        ValidationError: ``run_id`` is not a string.
+    """
+    if not isinstance(run_id, str):
+        raise ValidationError(
+            f"A run id must be a string, not {type(run_id).__name__}: {run_id!r}")
+    return run_stream_id(run_id)
