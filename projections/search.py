@@ -47,8 +47,7 @@ from projections.dialect import Dialect
 from projections.projection import to_micros
 
 if TYPE_CHECKING:
-    from projections.index import RunIndex
-    from projections.read_models import RunRow
+    from projections.index import RunIndex, RunTuple
 
 # The run row's column for each attribute (ledger.domain.search.ATTRIBUTES' canonical names).
 _ATTRIBUTE_COLUMNS = {
@@ -203,7 +202,7 @@ def _order_terms(keys: Sequence[OrderKey], dialect: Dialect) -> tuple[list[str],
 
 def ordered_pages(index: RunIndex, keys: Sequence[OrderKey], comparisons: Sequence[Comparison],
                   experiment: str | None, conditions: list[str],
-                  params: list[Any]) -> Callable[[int | None], Iterator[list[RunRow]]]:
+                  params: list[Any]) -> Callable[[int | None], Iterator[list[RunTuple]]]:
     """Return the page reader of an ordered query (see the module's docstring).
 
     Args:
@@ -274,7 +273,7 @@ def ordered_pages(index: RunIndex, keys: Sequence[OrderKey], comparisons: Sequen
                            [*params, *filter_params, *missing_params], ", ".join(tail),
                            rest_params))
 
-    def pages(remaining: int | None) -> Iterator[list[RunRow]]:
+    def pages(remaining: int | None) -> Iterator[list[RunTuple]]:
         seen: set[int] = set()
         for part in parts:
             for rows in _part_pages(index, part, remaining, seen):
@@ -288,7 +287,7 @@ def ordered_pages(index: RunIndex, keys: Sequence[OrderKey], comparisons: Sequen
 
 
 def _part_pages(index: RunIndex, part: _Part, remaining: int | None,
-                seen: set[int]) -> Iterator[list[RunRow]]:
+                seen: set[int]) -> Iterator[list[RunTuple]]:
     """A part's rows: a first page read whole, then the keys of the rest in one query and their
     rows a page at a time (each page its own read transaction; a run met twice, because it
     changed between two pages, is given once)."""
@@ -302,9 +301,8 @@ def _part_pages(index: RunIndex, part: _Part, remaining: int | None,
         cursor.execute(sql(f"SELECT {_RUN_SELECT} {select} LIMIT ?"),
                        [*part.params, *part.order_params, size])
         fetched = cursor.fetchall()
-        raw = [row for row in fetched if row[-1] not in seen]
-        rows = index._with_pairs(cursor, raw)
-    seen.update(row[-1] for row in raw)
+        rows = [row for row in fetched if row[-1] not in seen]
+    seen.update(row[-1] for row in rows)
     if rows:
         yield rows
     if len(fetched) < size or (remaining is not None and remaining <= len(rows)):
@@ -321,8 +319,7 @@ def _part_pages(index: RunIndex, part: _Part, remaining: int | None,
             cursor.execute(sql(f"SELECT {_RUN_SELECT} FROM {{p}}rl_runs r WHERE r.seq IN ("
                                + ", ".join("?" * len(chunk)) + ")"), chunk)
             by_seq = {row[-1]: row for row in cursor.fetchall()}
-            found = [by_seq[seq] for seq in chunk if seq in by_seq]
-            rows = index._with_pairs(cursor, found)
+            rows = [by_seq[seq] for seq in chunk if seq in by_seq]
         seen.update(chunk)
         if rows:
             yield rows

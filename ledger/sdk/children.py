@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ledger.sdk.experiment import Experiment
     from ledger.sdk.run import Run
     from ledger.sdk.session import LedgerSession
-    from projections.read_models import RunRow
+    from projections.index import RunTuple
 
 #: The most children one ``create_children()`` call creates (docs/limits.md).
 MAX_CHILDREN_PER_CALL = 10_000
@@ -48,11 +48,11 @@ class ChildrenMixin:
                     tags: Mapping[str, Any] | None = None) -> Run: ...
 
         @staticmethod
-        def _from_row(experiment: Experiment, row: RunRow) -> Run: ...
+        def _from_tuple(experiment: Experiment, raw: RunTuple) -> Run: ...
 
         @staticmethod
-        def _from_rows(experiment: Experiment,
-                       rows: Sequence[RunRow]) -> builtins.list[Run]: ...
+        def _from_tuples(experiment: Experiment,
+                         tuples: Sequence[RunTuple]) -> builtins.list[Run]: ...
 
     def child_run(self, name: str | None = None, run_id: str | None = None,
                   outputs: Any = None) -> Run:
@@ -141,16 +141,17 @@ class ChildrenMixin:
         index = self._session.before_query()
         workspace = self._experiment.workspace
         own = self._experiment
-        for rows in index.find_run_pages(parent_run_id=self._run_id, recursive=recursive,
-                                         tags=tags, properties=properties, run_type=type,
-                                         status=status, include_archived=include_archived):
-            if {row.experiment_name for row in rows} == {own.name}:  # the usual page
-                yield from self._from_rows(own, rows)
+        name = own.name
+        for tuples in index.find_run_tuples(parent_run_id=self._run_id, recursive=recursive,
+                                            tags=tags, properties=properties, run_type=type,
+                                            status=status, include_archived=include_archived):
+            if all(raw[2] == name for raw in tuples):  # the usual page
+                yield from self._from_tuples(own, tuples)
                 continue
-            for row in rows:
-                experiment = own if row.experiment_name == own.name \
-                    else workspace._experiments.existing(row.experiment_name)
-                yield self._from_row(experiment, row)
+            for raw in tuples:
+                experiment = own if raw[2] == name \
+                    else workspace._experiments.existing(raw[2])
+                yield self._from_tuple(experiment, raw)
 
     def submit_child(self, config: Any, tags: Mapping[str, Any] | None = None,
                      **kwargs: Any) -> Run:

@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from ledger.sdk.experiment import Experiment
     from ledger.sdk.session import LedgerSession
     from ledger.sdk.workspace import Workspace
+    from projections.index import RunTuple
     from projections.read_models import RunRow
 
 __all__ = ["SCRIPT_RUN_TYPE", "UNSET", "HistoryEntry", "Run", "iso_utc"]
@@ -109,13 +110,15 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
 
     # ------------------------------------------------------------------ construction
     def _setup(self, experiment: Experiment, aggregate: RunAggregate | None, *,
-               published: bool, row: RunRow | None = None, run_id: str | None = None,
-               token: Any = None) -> None:
+               published: bool, run_id: str | None = None,
+               raw: RunTuple | None = None, token: Any = None) -> None:
         self._experiment = experiment
         self._session: LedgerSession = experiment.workspace._session
         self._settings: LedgerSettings = experiment.workspace._settings
         self._agg: RunAggregate | None = aggregate
-        self._row = row
+        if raw is None:
+            # A run built from a query's tuple has none until read (``__getattr__``).
+            self._row: RunRow | None = None
         self._run_id: str = aggregate.run_id if aggregate is not None else str(run_id)
         self._published = published
         # The store's read token (``LedgerApplication.read_token``) taken before the aggregate
@@ -124,10 +127,12 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
         # The events of the run's log stream and the read token taken before reading them.
         self._log_events: tuple[Any, builtins.list[Any]] | None = None
         self._outputs_folder: Path | None = None  # start_logging(): uploaded on complete()
-        if row is None:
+        if raw is not None:
+            self._raw = raw  # the query's tuple (``RunIndex.find_run_tuples``)
+        else:
             self._write_state()
-        # A run built from a query row gets its lock and metric buffer on first use
-        # (``__getattr__``): a query returns many runs that are only read. ``_from_rows``
+        # A run built from a query's tuple gets its row, lock and metric buffer on first use
+        # (``__getattr__``): a query returns many runs that are only read. ``_from_tuples``
         # gives such runs the same state as this does, copied from one dict.
 
     def _write_state(self) -> None:
@@ -138,12 +143,19 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
 
     def __getattr__(self, name: str) -> Any:
         # Only reached when normal lookup fails: the lazily made write state of a run built
-        # from a row (``_setup``). One lock for all, so two threads never make two locks.
-        if name in ("_lock", "_metrics") and "_run_id" in self.__dict__:
+        # from a row (``_setup``), and the row of a run built from a query's tuple. One lock
+        # for all, so two threads never make two locks.
+        own = self.__dict__
+        if name == "_row" and "_raw" in own:
+            from projections.index import run_rows  # (imported with the index, on first query)
+
+            row = own["_row"] = run_rows((own["_raw"],))[0]
+            return row
+        if name in ("_lock", "_metrics") and "_run_id" in own:
             with forking.lazy_state_lock():
-                if "_lock" not in self.__dict__:
+                if "_lock" not in own:
                     self._write_state()
-            return self.__dict__[name]
+            return own[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
@@ -175,31 +187,32 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
         return run
 
     @staticmethod
-    def _from_row(experiment: Experiment, row: RunRow) -> Run:
-        return Run._from_rows(experiment, [row])[0]
+    def _from_tuple(experiment: Experiment, raw: RunTuple) -> Run:
+        return Run._from_tuples(experiment, [raw])[0]
 
     @staticmethod
-    def _from_rows(experiment: Experiment, rows: Sequence[RunRow]) -> builtins.list[Run]:
-        """The runs of query rows (a page of them), each as ``_setup`` builds it from a row.
+    def _from_tuples(experiment: Experiment, tuples: Sequence[RunTuple]) -> builtins.list[Run]:
+        """The runs of a query's tuples (``RunIndex.find_run_tuples``, a page of them), each as
+        ``_setup`` builds it from a tuple: its row is made only if read.
 
         A query builds hundreds of these, only to read a few fields of each: the state that
         ``_setup`` would set attribute by attribute is made once (by ``_setup`` itself, on a
         first run) and copied into each run's ``__dict__``.
         """
-        if not rows:
+        if not tuples:
             return []
-        first = rows[0]
-        model = Run._class_for(first.run_type).__new__(Run._class_for(first.run_type))
-        model._setup(experiment, None, published=True, row=first, run_id=first.run_id)
+        first = tuples[0]
+        model = Run._class_for(first[1]).__new__(Run._class_for(first[1]))
+        model._setup(experiment, None, published=True, raw=first, run_id=first[0])
         state = model.__dict__
         types = Run._types
         new = object.__new__
         runs: builtins.list[Run] = [model]
-        for row in rows[1:]:
-            run = new(types.get(row.run_type, Run))
+        for raw in tuples[1:]:
+            run = new(types.get(raw[1], Run))
             own = state.copy()
-            own["_row"] = row
-            own["_run_id"] = row.run_id
+            own["_raw"] = raw
+            own["_run_id"] = raw[0]
             run.__dict__ = own
             runs.append(run)
         return runs
@@ -316,20 +329,20 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
                 experiment_name=experiment.name, run_type=type, tags=tags,
                 properties=properties, status=status, include_children=include_children,
                 include_archived=include_archived)
-        pages = index.find_run_pages(experiment_name=experiment.name, run_type=type, tags=tags,
-                                     properties=properties, status=status,
-                                     include_children=include_children,
-                                     include_archived=include_archived, filter=filter,
-                                     order_by=order_by, limit=limit)
+        pages = index.find_run_tuples(experiment_name=experiment.name, run_type=type,
+                                      tags=tags, properties=properties, status=status,
+                                      include_children=include_children,
+                                      include_archived=include_archived, filter=filter,
+                                      order_by=order_by, limit=limit)
         return Run._runs_of_pages(experiment, pages)
 
     @staticmethod
     def _runs_of_pages(experiment: Experiment,
-                       pages: Iterator[builtins.list[RunRow]]) -> Iterator[Run]:
+                       pages: Iterator[builtins.list[RunTuple]]) -> Iterator[Run]:
         """The runs of a query's pages, built a page at a time."""
-        from_rows = Run._from_rows
-        for rows in pages:
-            yield from from_rows(experiment, rows)
+        from_tuples = Run._from_tuples
+        for tuples in pages:
+            yield from from_tuples(experiment, tuples)
 
     @classmethod
     def get_context(cls, allow_offline: bool = True, **kwargs: Any) -> Run:
