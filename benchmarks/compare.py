@@ -164,6 +164,12 @@ def ratio(ours: float | None, theirs: float | None, higher_is_better: bool) -> f
     return ours / theirs if higher_is_better else theirs / ours
 
 
+def mlflow_version(ml: dict[str, Any] | None) -> str:
+    """The peer's MLflow version (``mlflow``, or ``mlflow-skinny`` where that is installed)."""
+    versions = (ml or {}).get("versions") or {}
+    return str(versions.get("mlflow") or versions.get("mlflow-skinny") or "?")
+
+
 def rows_for(ours: dict[str, Any], ml: dict[str, Any] | None, ml8: dict[str, Any] | None,
              s4_100k: dict[str, Any] | None,
              ref: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -375,7 +381,7 @@ def results_block(args: argparse.Namespace, info: dict[str, Any],
         f"{first.get('python', '?')}, SQLite {v.get('sqlite3_lib', '?')}"
         + (f", PostgreSQL {ours_by_backend['postgresql'].get('postgresql_server')}"
            if "postgresql" in ours_by_backend else "") + ".",
-        f"- MLflow {mv.get('mlflow', '?')} (SQLAlchemy {mv.get('sqlalchemy', '?')}, alembic "
+        f"- MLflow {mlflow_version(ml)} (SQLAlchemy {mv.get('sqlalchemy', '?')}, alembic "
         f"{mv.get('alembic', '?')}), Python {(ml or {}).get('python', '?')}, SQLite store; "
         f"{ml_source}.",
         f"- Method: scale `{args.scale}` (N1 = {first.get('params', {}).get('N1')} values, "
@@ -396,8 +402,14 @@ def results_block(args: argparse.Namespace, info: dict[str, Any],
         rows = rows_for(ours, ml, ml8, s4_100k if backend == "sqlite" else None, ref)
         met = sum(1 for r in rows if r["met"] is True)
         total = sum(1 for r in rows if r["met"] is not None)
-        lines.append(f"### runledger on {backend} vs MLflow on SQLite — {met} of {total} "
-                     "targets met")
+        if backend == "sqlite":
+            lines.append(f"### runledger on {backend} vs MLflow on SQLite — {met} of {total} "
+                         "targets met")
+        else:
+            # The issue's targets are the embedded default's; a server adds a network round
+            # trip to every commit and query (PostgreSQL's own target is bench_writers.py's).
+            lines.append(f"### runledger on {backend} vs MLflow on SQLite — for reference "
+                         f"({met} of {total} of the default store's targets would be met)")
         lines.append("")
         lines.append(table_md(rows))
         lines.append("")
@@ -461,7 +473,7 @@ def report(args: argparse.Namespace, info: dict[str, Any],
     for backend, ours in ours_by_backend.items():
         rows = rows_for(ours, ml, ml8, s4_100k if backend == "sqlite" else None, ref)
         print(f"\nrunledger on {backend} vs MLflow "
-              f"{((ml or {}).get('versions') or {}).get('mlflow', '?')} on SQLite "
+              f"{mlflow_version(ml)} on SQLite "
               f"({args.scale}, median of {args.repeats}):")
         print(table_text(rows))
     errors = [e for d in [*ours_by_backend.values(), ml, ml8] if d for e in d.get("errors", [])]
