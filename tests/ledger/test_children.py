@@ -298,3 +298,34 @@ def test_run_numbers_count_up_per_experiment(ws: Workspace, exp: Experiment) -> 
     other = Experiment(ws, "other").start_logging()
     assert (first.number, second.number) == (1, 2)
     assert other.number == 1
+
+
+def test_listed_runs_answer_from_the_index_without_replaying_their_events(
+        ws: Workspace, exp: Experiment, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A query returns many runs of which callers (and the CLI's listing) read a few fields:
+    # those come from the index row, made when first read; the run's events are not replayed.
+    with exp.start_logging(display_name="parent") as parent:
+        children = [parent.child_run(name=f"child-{i}") for i in range(3)]
+        for child in children:
+            child.tag("k", "v")
+            child.complete()
+    application = ws.ledger.application
+
+    def no_replay(run_id: str) -> Any:
+        raise AssertionError(f"run {run_id} was replayed")
+
+    monkeypatch.setattr(application, "get_run", no_replay)
+    from ledger.cli.access import listed_details
+
+    listed = list(parent.get_children())
+    assert [run.id for run in listed] == [child.id for child in reversed(children)]
+    assert [run.name for run in listed] == ["child-2", "child-1", "child-0"]
+    assert {run.type for run in listed} == {"experiment_run"}
+    details = [listed_details(run) for run in listed]
+    assert [d["runId"] for d in details] == [run.id for run in listed]
+    assert {d["status"] for d in details} == {"Completed"}
+    assert [run.name for run in exp.get_runs(include_children=True)][-1] == parent.name
+    monkeypatch.undo()
+    # Read beyond the row, a listed run is the run itself.
+    assert listed[0].get_tags() == {"k": "v"}
+    assert listed[0].get_status() == "Completed"
