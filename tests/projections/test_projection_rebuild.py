@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import io
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from projection_oracle import Driver, Oracle, read_whole_log
 
 from projections.dialect import DbCursor
@@ -103,6 +105,35 @@ def test_rebuild_with_progress_off_a_terminal(driver: Driver, index: RunIndex) -
     assert rebuild_with_progress(index, console_file=out) == len(read_whole_log(driver.app))
     assert out.getvalue() == ""
     assert dump(index) == before
+
+
+def test_rebuild_leaves_the_garbage_collector_as_it_found_it(driver: Driver,
+                                                            index: RunIndex) -> None:
+    """The rebuild collects less often while it loads, and puts the thresholds back after it,
+    also when it fails; collection switched off (threshold 0) stays off."""
+    populate(driver)
+    old = gc.get_threshold()
+    during: list[tuple[int, int, int]] = []
+    try:
+        gc.set_threshold(700, 9, 8)
+        index.rebuild(lambda done, total: during.append(gc.get_threshold()))
+        assert gc.get_threshold() == (700, 9, 8)
+        assert during[-1][0] > 700 and during[-1][1:] == (9, 8)
+
+        def fail(done: int, total: int) -> None:
+            if done:
+                raise RuntimeError("stop")
+
+        with pytest.raises(RuntimeError, match="stop"):
+            index.rebuild(fail)
+        assert gc.get_threshold() == (700, 9, 8)
+
+        gc.set_threshold(0)
+        during.clear()
+        index.rebuild(lambda done, total: during.append(gc.get_threshold()))
+        assert gc.get_threshold()[0] == 0 and during[-1][0] == 0
+    finally:
+        gc.set_threshold(*old)
 
 
 def test_rebuild_of_an_empty_ledger(index: RunIndex) -> None:
