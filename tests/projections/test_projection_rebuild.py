@@ -136,6 +136,30 @@ def test_rebuild_leaves_the_garbage_collector_as_it_found_it(driver: Driver,
         gc.set_threshold(*old)
 
 
+def test_rebuild_leaves_sqlite_secure_delete_as_it_was(driver: Driver, index: RunIndex) -> None:
+    """The reset drops the read models' tables without zeroing their pages, and the ledger's
+    connections keep their ``secure_delete`` setting for everything else."""
+    if index._dialect.kind != "sqlite":
+        pytest.skip("an SQLite setting")
+    populate(driver)
+    index.catch_up()
+
+    def settings() -> set[int]:
+        found = set()
+        for _ in range(3):
+            with index._dialect.transaction(index._datastore, commit=False) as (_w, cursor):
+                cursor.execute("PRAGMA secure_delete")
+                found.add(int(cursor.fetchone()[0]))
+        return found
+
+    for setting in (1, 0):
+        with index._dialect.transaction(index._datastore, commit=False) as (_w, cursor):
+            cursor.execute(f"PRAGMA secure_delete = {setting}")
+        before = settings()
+        index.rebuild()
+        assert settings() == before
+
+
 def test_rebuild_of_an_empty_ledger(index: RunIndex) -> None:
     assert index.rebuild() == 0
     assert index.experiments() == []
