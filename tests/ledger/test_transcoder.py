@@ -269,7 +269,8 @@ def test_fast_uuids_are_the_uuids_of_the_constructor(value: uuid.UUID) -> None:
     fields and pickle, whichever way they are made."""
     import pickle
 
-    for made in (uuid_from_bytes(value.bytes), uuid_from_text(str(value))):
+    for made in (uuid_from_bytes(value.bytes), uuid_from_text(str(value)),
+                 uuid_from_text(value.hex)):
         assert type(made) is uuid.UUID
         assert made == value and hash(made) == hash(value) and made.int == value.int
         assert str(made) == str(value) and repr(made) == repr(value)
@@ -280,7 +281,9 @@ def test_fast_uuids_are_the_uuids_of_the_constructor(value: uuid.UUID) -> None:
 
 @pytest.mark.parametrize("text", ["", "not a uuid", "z" * 32 + "----",
                                   "12345678-1234-1234-1234-12345678901",
-                                  "{12345678-1234-1234-1234-1234567890}"])
+                                  "{12345678-1234-1234-1234-1234567890}", "0x" + "a" * 30,
+                                  "urn:uuid:12345678-1234-1234-1234-123456789012",
+                                  "1234567812341234123412345678901-"])
 def test_fast_uuid_text_refuses_or_reads_as_the_constructor(text: str) -> None:
     try:
         expected = uuid.UUID(text)
