@@ -31,8 +31,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -292,14 +292,42 @@ class Projector:
 
     def _recreate_tables(self, wrapped: Any, cursor: DbCursor, projection: Projection,
                          positions: dict[str, int]) -> None:
-        for table in projection.tables:
-            cursor.execute(self.dialect.drop_table(table))
+        with self._without_zeroing(cursor):
+            for table in projection.tables:
+                cursor.execute(self.dialect.drop_table(table))
         for ddl in projection.tables.values():
             cursor.execute(self.dialect.sql(ddl))
         if projection.name in positions:
             cursor.execute(self.dialect.sql(_RESET_POSITION), (projection.name,))
         else:
             self.tracking._insert_tracking(wrapped, Tracking(projection.name, 0))
+
+    @contextmanager
+    def _without_zeroing(self, cursor: DbCursor) -> Iterator[None]:
+        """On SQLite built with ``SECURE_DELETE`` (Debian's, for one: ``PRAGMA secure_delete``
+        is 1), run the block with ``secure_delete = FAST`` on the transaction's connection, and
+        set it back after.
+
+        With it on, dropping a table zeroes and writes every page the table held: resetting the
+        read models of a 100,000-event ledger wrote 28 MB of zeros to the WAL (0.2 s; 9 ms
+        with ``FAST``), which checkpoints then copied into the database. ``FAST`` still zeroes
+        deleted content in the pages a write touches anyway; the freed pages keep their old
+        bytes until reused (a rebuild reuses them at once), and what they held is read-model
+        data, a copy of what the log keeps.
+        """
+        previous = None
+        if self.dialect.kind == "sqlite":
+            cursor.execute("PRAGMA secure_delete")
+            found = cursor.fetchone()
+            previous = int(found[0]) if found is not None else None
+        if previous != 1:  # PostgreSQL, or already off or FAST
+            yield
+            return
+        cursor.execute("PRAGMA secure_delete = FAST")
+        try:
+            yield
+        finally:
+            cursor.execute("PRAGMA secure_delete = 1")
 
     def reset(self) -> None:
         """Drop every projection's tables, create them again without their secondary indexes

@@ -139,8 +139,13 @@ def actor_user(actor: Any) -> str:
     return ""
 
 
+# The status texts, looked up once (an enum member's ``.value`` is a Python-level property).
 NOT_STARTED = RunStatus.NOT_STARTED.value
 RUNNING = RunStatus.RUNNING.value
+STATUS_COMPLETED = RunStatus.COMPLETED.value
+STATUS_FAILED = RunStatus.FAILED.value
+STATUS_CANCEL_REQUESTED = RunStatus.CANCEL_REQUESTED.value
+STATUS_CANCELED = RunStatus.CANCELED.value
 
 
 def _apply_run_event(row: list[Any], topic: str, event: Any,
@@ -178,17 +183,17 @@ def _apply_run_event(row: list[Any], topic: str, event: Any,
         if event.status == RUNNING and row[STARTED_AT] is None:
             row[STARTED_AT] = to_micros(event.timestamp)
     elif topic == COMPLETED:
-        row[STATUS] = RunStatus.COMPLETED.value
+        row[STATUS] = STATUS_COMPLETED
         row[ENDED_AT] = to_micros(event.timestamp)
     elif topic == FAILED:
-        row[STATUS] = RunStatus.FAILED.value
+        row[STATUS] = STATUS_FAILED
         row[ENDED_AT] = to_micros(event.timestamp)
         row[ERROR_CODE] = event.error_code
         row[ERROR_MESSAGE] = event.message
     elif topic == CANCEL_REQUESTED:
-        row[STATUS] = RunStatus.CANCEL_REQUESTED.value
+        row[STATUS] = STATUS_CANCEL_REQUESTED
     elif topic == CANCELED:
-        row[STATUS] = RunStatus.CANCELED.value
+        row[STATUS] = STATUS_CANCELED
         row[ENDED_AT] = to_micros(event.timestamp)
     elif topic == DISPLAY_NAME_CHANGED:
         row[DISPLAY_NAME] = event.display_name

@@ -18,6 +18,8 @@ from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder
 
+from ledger.persistence.transcoder import uuid_from_text
+
 # Streams per query (one IN (...) list).
 CHUNK = 500
 # Up to this many streams (a run's two), SQLite is asked one stream at a time.
@@ -59,7 +61,8 @@ def select_log(recorder: ApplicationRecorder, after: int, limit: int) -> list[St
                 for n in recorder.select_notifications(start=after, limit=limit,
                                                        inclusive_of_start=False)]
     rows = select_sqlite_log(recorder, after, limit)
-    convert = cast(Callable[[str], UUID], recorder.convert_originator_id)
+    convert = (uuid_from_text if recorder.datastore.originator_id_type == "uuid"
+               else cast(Callable[[str], UUID], recorder.convert_originator_id))
     streams: dict[str, UUID] = {}
     get = streams.get
     out: list[StreamRow] = []

@@ -29,7 +29,7 @@ from ledger.domain.run import RUN_EVENT_CLASSES, RunAggregate
 from ledger.domain.status import RunStatus
 from ledger.domain.values import Actor
 from ledger.persistence.store import parse_store_url
-from ledger.persistence.transcoder import MsgpackTranscoder
+from ledger.persistence.transcoder import MsgpackTranscoder, uuid_from_bytes, uuid_from_text
 
 ACTOR = Actor(user="alice", host="gpu-box-7", pid=4242)
 NAN = float("nan")
@@ -260,6 +260,45 @@ def test_transcoder_values_nested_anywhere() -> None:
     assert math.copysign(1.0, back["deep"]["floats"][2]) == -1.0
     assert back["int_keys"] == {1: "one"}
     assert back["tuple"] == [1, 2]
+
+
+@pytest.mark.parametrize("value", [uuid.UUID(int=0), uuid.UUID(int=2**128 - 1), uuid.uuid4(),
+                                   uuid.uuid5(uuid.NAMESPACE_URL, "x"), uuid.uuid1()])
+def test_fast_uuids_are_the_uuids_of_the_constructor(value: uuid.UUID) -> None:
+    """The decoder's and log reader's UUIDs behave as ``UUID(...)``'s: equal, same hash, text,
+    fields and pickle, whichever way they are made."""
+    import pickle
+
+    for made in (uuid_from_bytes(value.bytes), uuid_from_text(str(value)),
+                 uuid_from_text(value.hex)):
+        assert type(made) is uuid.UUID
+        assert made == value and hash(made) == hash(value) and made.int == value.int
+        assert str(made) == str(value) and repr(made) == repr(value)
+        assert made.version == value.version and made.is_safe == uuid.UUID(str(value)).is_safe
+        assert pickle.loads(pickle.dumps(made)) == value
+        assert {made: 1}[value] == 1
+
+
+@pytest.mark.parametrize("text", ["", "not a uuid", "z" * 32 + "----",
+                                  "12345678-1234-1234-1234-12345678901",
+                                  "{12345678-1234-1234-1234-1234567890}", "0x" + "a" * 30,
+                                  "urn:uuid:12345678-1234-1234-1234-123456789012",
+                                  "1234567812341234123412345678901-"])
+def test_fast_uuid_text_refuses_or_reads_as_the_constructor(text: str) -> None:
+    try:
+        expected = uuid.UUID(text)
+    except ValueError:
+        with pytest.raises(ValueError):
+            uuid_from_text(text)
+    else:
+        assert uuid_from_text(text) == expected
+
+
+def test_fast_uuid_bytes_refuse_a_wrong_length() -> None:
+    with pytest.raises(ValueError):
+        uuid_from_bytes(b"\x00" * 15)
+    with pytest.raises(ValueError):
+        MsgpackTranscoder().decode(msgpack.packb(msgpack.ExtType(1, b"\x00" * 17)))
 
 
 def test_transcoder_refuses_what_it_cannot_store() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import io
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from projection_oracle import Driver, Oracle, read_whole_log
 
 from projections.dialect import DbCursor
@@ -103,6 +105,59 @@ def test_rebuild_with_progress_off_a_terminal(driver: Driver, index: RunIndex) -
     assert rebuild_with_progress(index, console_file=out) == len(read_whole_log(driver.app))
     assert out.getvalue() == ""
     assert dump(index) == before
+
+
+def test_rebuild_leaves_the_garbage_collector_as_it_found_it(driver: Driver,
+                                                            index: RunIndex) -> None:
+    """The rebuild collects less often while it loads, and puts the thresholds back after it,
+    also when it fails; collection switched off (threshold 0) stays off."""
+    populate(driver)
+    old = gc.get_threshold()
+    during: list[tuple[int, int, int]] = []
+    try:
+        gc.set_threshold(700, 9, 8)
+        index.rebuild(lambda done, total: during.append(gc.get_threshold()))
+        assert gc.get_threshold() == (700, 9, 8)
+        assert during[-1][0] > 700 and during[-1][1:] == (9, 8)
+
+        def fail(done: int, total: int) -> None:
+            if done:
+                raise RuntimeError("stop")
+
+        with pytest.raises(RuntimeError, match="stop"):
+            index.rebuild(fail)
+        assert gc.get_threshold() == (700, 9, 8)
+
+        gc.set_threshold(0)
+        during.clear()
+        index.rebuild(lambda done, total: during.append(gc.get_threshold()))
+        assert gc.get_threshold()[0] == 0 and during[-1][0] == 0
+    finally:
+        gc.set_threshold(*old)
+
+
+def test_rebuild_leaves_sqlite_secure_delete_as_it_was(driver: Driver, index: RunIndex) -> None:
+    """The reset drops the read models' tables without zeroing their pages, and the ledger's
+    connections keep their ``secure_delete`` setting for everything else."""
+    if index._dialect.kind != "sqlite":
+        pytest.skip("an SQLite setting")
+    populate(driver)
+    index.catch_up()
+
+    def settings() -> set[int]:
+        found = set()
+        for _ in range(3):
+            with index._dialect.transaction(index._datastore, commit=False) as (_w, cursor):
+                cursor.execute("PRAGMA secure_delete")
+                found.add(int(cursor.fetchone()[0]))
+        return found
+
+    for setting in (1, 0):
+        with index._dialect.transaction(index._datastore, commit=False) as (_w, cursor):
+            cursor.execute(f"PRAGMA secure_delete = {setting}")
+        before = settings()
+        index.rebuild()
+        assert settings() == before
 
 
 def test_rebuild_of_an_empty_ledger(index: RunIndex) -> None:
