@@ -136,11 +136,10 @@ def test_rebuild_leaves_the_garbage_collector_as_it_found_it(driver: Driver,
         gc.set_threshold(*old)
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # an SQLite setting
 def test_rebuild_leaves_sqlite_secure_delete_as_it_was(driver: Driver, index: RunIndex) -> None:
     """The reset drops the read models' tables without zeroing their pages, and the ledger's
     connections keep their ``secure_delete`` setting for everything else."""
-    if index._dialect.kind != "sqlite":
-        pytest.skip("an SQLite setting")
     populate(driver)
     index.catch_up()
 
