@@ -228,16 +228,19 @@ def rows_for(ours: dict[str, Any], ml: dict[str, Any] | None, ml8: dict[str, Any
     if s4_100k is not None:
         # The targets at 100,000 runs: the first 100 of the 16,667 matches, and a query
         # with few matches (the needle tag: 34); all 16,667 are shown for reference.
-        matches = s4_100k.get("n_results")
+        def count(key: str) -> str:
+            value = s4_100k.get(key) if s4_100k is not None else None
+            return "?" if value is None else f"{value:,}"
+
         o = s4_100k.get("first_100_ms")
         add("S4", "  100,000 runs: first 100 matches", o, None, "ms", False, "≤ 5 ms",
-            at_most(o, 5.0), note=f"of {matches} matches; scaling.py")
+            at_most(o, 5.0), note=f"of {count('n_results')} matches; scaling.py")
         o = s4_100k.get("needle_ms")
         add("S4", "  100,000 runs: a query with few matches", o, None, "ms", False, "≤ 1 ms",
-            at_most(o, 1.0), note=f"{s4_100k.get('needle_results')} matches; scaling.py")
+            at_most(o, 1.0), note=f"{count('needle_results')} matches; scaling.py")
         o = s4_100k.get("median_ms")
         add("S4", "  100,000 runs: all matches", o, None, "ms", False, "—", None,
-            note=f"{matches} matches; scaling.py")
+            note=f"{count('n_results')} matches; scaling.py")
     o = get(ours, "S5_get_run", "median_ms")
     m = get(ml, "S5_get_run", "median_ms")
     add("S5", "get one run (Run.get + get_details)", o, m, "ms", False, "≤ 0.1 ms",

@@ -58,6 +58,7 @@ BEGIN, END = "<!-- scaling:begin -->", "<!-- scaling:end -->"
 S4_SIZES = (1_000, 10_000, 100_000)
 VALUE_SIZES = (10_000, 100_000, 1_000_000)
 BUILD_BATCH = 1000
+N_QUERIES = 5
 # 50 runs spread over the store also get this tag: with S4's property, a query whose matches
 # stay few (34 at 100,000 runs) however large the store.
 NEEDLE_TAG = ("needle", "yes")
@@ -68,7 +69,6 @@ def is_needle(i: int, n: int) -> bool:
     """Whether run ``i`` of a store of ``n`` runs gets ``NEEDLE_TAG``."""
     every = max(1, n // NEEDLES)
     return i % every == 0 and i // every < NEEDLES
-N_QUERIES = 5
 
 
 def rss_mb() -> float:

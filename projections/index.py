@@ -50,7 +50,8 @@ from projections.search import check_search, filter_conditions, ordered_pages
 logger = logging.getLogger("runledger")
 
 # Rows per page of a query (and per IN (...) list); the first page is smaller, so that the first
-# run comes back quickly however many match.
+# run comes back quickly however many match, except when a filter's probe counted fewer than
+# PROBE_LIMIT entries: then the whole result (at most that many runs) is one page.
 QUERY_PAGE = 500
 FIRST_PAGE = 100
 # Events per transaction when rebuilding.
@@ -91,7 +92,8 @@ def _fewer_collections() -> Iterator[None]:
     threshold (700) the collector ran about 500 times over a 100,000-event rebuild, scanning
     the live page each time (5-8% of the rebuild). Cyclic garbage is still collected, every
     few pages, so memory stays flat. The thresholds are process-wide: another thread collects
-    less often meanwhile.
+    less often meanwhile, and a threshold set meanwhile (by another thread, or another rebuild
+    ending first) is overwritten by the one restored.
     """
     thresholds = gc.get_threshold()
     if thresholds[0] == 0 or thresholds[0] >= REBUILD_GC_THRESHOLD:  # 0: collection is off
@@ -308,7 +310,7 @@ class RunIndex:
             rows = [row for row in cursor.fetchall() if row[0] == run_id]
             if not rows:
                 return None
-            return self._with_pairs(cursor, rows)[0]
+            return run_rows(rows)[0]
 
     def find_runs(self, *, experiment_name: str | None = None,
                   parent_run_id: str | None = None, recursive: bool = False,
@@ -471,7 +473,7 @@ class RunIndex:
             source = "{p}rl_runs r"
             order = "r.seq"
             driver: _Filter | None = None
-            first_page = FIRST_PAGE
+            first_page = min(FIRST_PAGE, QUERY_PAGE)
             driver_conditions: list[str] = []
             driver_params: list[Any] = []
             if parent is not None:
@@ -519,8 +521,7 @@ class RunIndex:
             yield rows
 
     def _keyset_pages(self, source: str, order: str, where: list[str], params: list[Any],
-                      first_page: int = FIRST_PAGE,
-                      ) -> Callable[[int | None], Iterator[list[RunTuple]]]:
+                      first_page: int) -> Callable[[int | None], Iterator[list[RunTuple]]]:
         sql = self._dialect.sql
 
         def pages(remaining: int | None) -> Iterator[list[RunTuple]]:
@@ -791,14 +792,6 @@ class RunIndex:
                               tags=tags.get(bytes(row[5]), {}) if row[5] is not None else {})
                 for row in rows]
 
-    def _with_pairs(self, cursor: DbCursor, rows: Sequence[Sequence[Any]]) -> list[RunRow]:
-        """Build run rows from ``_RUN_SELECT`` rows (``run_rows``); properties and tags are
-        packed with the run, so this reads nothing more.
-
-        ``cursor`` is unused since the pairs are packed; it stays for callers that pass theirs.
-        """
-        del cursor
-        return run_rows(rows)
 
 
 def run_rows(tuples: Sequence[Sequence[Any]]) -> list[RunRow]:

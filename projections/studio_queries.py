@@ -24,7 +24,7 @@ import attrs
 from ledger.domain.errors import ValidationError
 from ledger.domain.status import RunStatus
 from ledger.persistence.errors import store_errors
-from projections.index import _RUN_SELECT, RunIndex
+from projections.index import _RUN_SELECT, RunIndex, run_rows
 from projections.metrics import decode_last
 from projections.projection import from_micros, micros_to_datetime
 from projections.read_models import MetricSummaryRow, RunRow
@@ -417,7 +417,7 @@ class StudioQueries:
                 found += [(row, 1) for row in rows]
             more = len(found) > limit
             found = found[:limit]
-            page_rows = self.index._with_pairs(cursor, [row[:-2] for row, _null in found])
+            page_rows = run_rows([row[:-2] for row, _null in found])
         next_cursor = None
         if more and found:
             last, is_null = found[-1]

@@ -54,7 +54,7 @@ def uuid_from_bytes(data: bytes) -> UUID:
     if len(data) != 16:
         return UUID(bytes=data)  # raises
     uuid = _new(UUID)
-    _set(uuid, "int", _from_bytes(data))
+    _set(uuid, "int", _from_bytes(data, "big"))
     _set(uuid, "is_safe", _UNKNOWN)
     return uuid
 

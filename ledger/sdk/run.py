@@ -142,9 +142,10 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
         forking.track_run(self)
 
     def __getattr__(self, name: str) -> Any:
-        # Only reached when normal lookup fails: the lazily made write state of a run built
-        # from a row (``_setup``), and the row of a run built from a query's tuple. One lock
-        # for all, so two threads never make two locks.
+        # Only reached when normal lookup fails, on a run built from a query's tuple
+        # (``_setup``): its row, and its lazily made write state. The write state is made under
+        # one lock for all, so two threads never make two locks; two threads reading the row
+        # at once may each make one (equal rows, the last one stays).
         own = self.__dict__
         if name == "_row" and "_raw" in own:
             from projections.index import run_rows  # (imported with the index, on first query)
@@ -414,8 +415,10 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
     @property
     def type(self) -> str:
         """The run's type (``experiment_run`` for ``start_logging()`` and child runs)."""
-        if self._agg is None and self._row is not None:
-            return self._row.run_type
+        if self._agg is None:
+            raw = self.__dict__.get("_raw")
+            if raw is not None:  # a run from a query: its tuple holds the type
+                return str(raw[1])
         return self._aggregate().run_type
 
     @property

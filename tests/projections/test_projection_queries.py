@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import timezone
+from typing import Any
 
 import pytest
 from projection_oracle import Driver, Oracle
@@ -230,9 +231,12 @@ def test_tags_or_properties_of_another_type_raise_at_the_call(index: RunIndex,
         index.find_runs(experiment_name="exp", tags={1: "x"})  # type: ignore[dict-item]
 
 
+@pytest.mark.parametrize("probe_limit", [5, 1000])  # a probe that counts all, or gives up
 def test_results_are_read_in_pages(driver: Driver, index: RunIndex,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+                                   monkeypatch: pytest.MonkeyPatch, probe_limit: int) -> None:
     monkeypatch.setattr(index_module, "QUERY_PAGE", 4)
+    monkeypatch.setattr(index_module, "FIRST_PAGE", 3)
+    monkeypatch.setattr(index_module, "PROBE_LIMIT", probe_limit)
     driver.experiment("exp")
     runs = [driver.new_run("exp") for _ in range(23)]
     for i, run in enumerate(runs):
@@ -253,6 +257,7 @@ def test_results_are_read_in_pages(driver: Driver, index: RunIndex,
 def test_children_read_in_pages(driver: Driver, index: RunIndex,
                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(index_module, "QUERY_PAGE", 3)
+    monkeypatch.setattr(index_module, "FIRST_PAGE", 2)
     driver.experiment("exp")
     parent = driver.create("exp")
     driver.create("exp")  # a run that is no child
@@ -263,6 +268,38 @@ def test_children_read_in_pages(driver: Driver, index: RunIndex,
     assert ids(index.find_runs(parent_run_id=parent)) == expected
     assert ids(index.find_runs(parent_run_id=parent, recursive=True)) == expected
     assert ids(index.find_runs(parent_run_id=parent, limit=4)) == expected[:4]
+
+
+def test_runs_matching_after_the_probe_counted_are_found_too(
+        driver: Driver, index: RunIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The probe's count sizes the query's one page; runs that match and are saved between the
+    # count and the page (another writer) must still be found: a full page reads on.
+    driver.experiment("exp")
+    runs = [driver.new_run("exp") for _ in range(6)]
+    for run in runs:
+        run.set_tags({"quality": "good"}, driver.actor)
+        run.add_properties({"author": "me"}, driver.actor)
+    driver.save(*runs)
+    index.catch_up()
+    choose = index._choose_driver
+    late: list[str] = []
+
+    def choose_then_another_writer_saves(*args: Any) -> Any:
+        chosen = choose(*args)
+        if not late:
+            more = [driver.new_run("exp") for _ in range(3)]
+            for run in more:
+                run.set_tags({"quality": "good"}, driver.actor)
+                run.add_properties({"author": "me"}, driver.actor)
+            driver.save(*more)
+            index.catch_up()
+            late.extend(run.run_id for run in reversed(more))
+        return chosen
+
+    monkeypatch.setattr(index, "_choose_driver", choose_then_another_writer_saves)
+    found = ids(index.find_runs(experiment_name="exp", tags={"quality": "good"},
+                                properties={"author": "me"}))
+    assert found == late + [run.run_id for run in reversed(runs)]
 
 
 # ---------------------------------------------------------------------- metrics, experiments
