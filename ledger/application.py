@@ -53,6 +53,7 @@ from ledger.persistence.positions import (
     select_streams,
 )
 from ledger.persistence.retry import RETRY, is_transient
+from ledger.persistence.sqlite import insert_sqlite_rows, is_plain_sqlite_recorder
 from ledger.persistence.store import POSTGRES_INSTALL_HINT, StoreConfig
 from ledger.persistence.transcoder import MsgpackTranscoder
 
@@ -222,27 +223,48 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
             return 0
         # The event store's put() would also build a Recording and a Notification per event,
         # which nothing here reads: the mapper and the recorder are what it calls.
+        recorder = self.recorder
+        if is_plain_sqlite_recorder(recorder):
+            encoded = self._encoded(events)
+            if encoded is not None:  # the rows eventsourcing's SQLite recorder would insert
+                with store_errors(self._writing):
+                    ids = insert_sqlite_rows(recorder, [
+                        (originator_id.hex if isinstance(originator_id, UUID) else originator_id,
+                         version, topic, state)
+                        for originator_id, version, topic, state in encoded])
+                return max(ids) if ids else 0
         stored = self.stored_events(events)
         with store_errors(self._writing):
-            ids = self.recorder.insert_events(stored)
-        return max(ids) if ids else 0
+            inserted = recorder.insert_events(stored)
+        return max(inserted) if inserted else 0
 
-    def stored_events(self, events: Iterable[Any]) -> list[StoredEvent]:
+    def stored_events(self, events: Sequence[Any]) -> list[StoredEvent]:
         """Return domain events as the mapper's ``to_stored_event`` maps them, the same bytes
         made with one msgpack packer for all of them (without a cipher or compressor).
 
         Raises:
             TypeError: an event holds a value msgpack cannot carry.
         """
+        encoded = self._encoded(events)
+        if encoded is None:
+            return [self.mapper.to_stored_event(event) for event in events]
+        return [StoredEvent(originator_id=originator_id, originator_version=version,
+                            topic=topic, state=state)
+                for originator_id, version, topic, state in encoded]
+
+    def _encoded(self, events: Sequence[Any]) -> list[tuple[Any, int, str, bytes]] | None:
+        """Return the ``(originator id, version, topic, state)`` of each event as
+        ``Mapper.to_stored_event`` makes them, or ``None`` when the mapper is not a plain
+        one with the msgpack transcoder (a cipher, a compressor, a subclass)."""
         mapper = self.mapper
         transcoder = mapper.transcoder
         if (mapper.cipher is not None or mapper.compressor is not None
                 or not isinstance(transcoder, MsgpackTranscoder)
                 or type(mapper).to_stored_event is not Mapper.to_stored_event):
-            return [mapper.to_stored_event(event) for event in events]
+            return None
         pack = transcoder.packer().pack
         classes = self._event_classes
-        stored = []
+        encoded = []
         for event in events:
             cls = type(event)
             known = classes.get(cls)
@@ -254,10 +276,8 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
             originator_version = state.pop("originator_version")
             if class_version > 1:
                 state["class_version"] = class_version
-            stored.append(StoredEvent(originator_id=originator_id,
-                                      originator_version=originator_version, topic=topic,
-                                      state=pack(state)))
-        return stored
+            encoded.append((originator_id, originator_version, topic, pack(state)))
+        return encoded
 
     def run_command(self, run: RunAggregate | None, run_id: str,
                     command: Callable[[RunAggregate], T]) -> tuple[RunAggregate, T, int]:
