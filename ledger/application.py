@@ -20,12 +20,13 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import (
     IntegrityError,
+    Mapper,
     Notification,
     PersistenceError,
     StoredEvent,
     Transcoder,
 )
-from eventsourcing.utils import resolve_topic
+from eventsourcing.utils import get_topic, resolve_topic
 
 from ledger.domain.environment import EnvironmentAggregate, environment_stream_id
 from ledger.domain.errors import (
@@ -52,6 +53,7 @@ from ledger.persistence.positions import (
     select_streams,
 )
 from ledger.persistence.retry import RETRY, is_transient
+from ledger.persistence.sqlite import insert_sqlite_rows, is_plain_sqlite_recorder
 from ledger.persistence.store import POSTGRES_INSTALL_HINT, StoreConfig
 from ledger.persistence.transcoder import MsgpackTranscoder
 
@@ -137,6 +139,8 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
             raise StoreError(f"Cannot open the store {store.display_url}: {failure}") \
                 from failure
         self._metric_versions: dict[str, int] = {}
+        # Per event class: its topic and class version (see stored_events).
+        self._event_classes: dict[type, tuple[str, int]] = {}
         self._metric_lock = threading.Lock()
         # Reentrant: a signal handler flushing at exit may read the token while the thread
         # it interrupted holds the lock.
@@ -219,11 +223,61 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
             return 0
         # The event store's put() would also build a Recording and a Notification per event,
         # which nothing here reads: the mapper and the recorder are what it calls.
-        to_stored_event = self.mapper.to_stored_event
-        stored = [to_stored_event(event) for event in events]
+        recorder = self.recorder
+        if is_plain_sqlite_recorder(recorder):
+            encoded = self._encoded(events)
+            if encoded is not None:  # the rows eventsourcing's SQLite recorder would insert
+                with store_errors(self._writing):
+                    ids = insert_sqlite_rows(recorder, [
+                        (originator_id.hex if isinstance(originator_id, UUID) else originator_id,
+                         version, topic, state)
+                        for originator_id, version, topic, state in encoded])
+                return max(ids) if ids else 0
+        stored = self.stored_events(events)
         with store_errors(self._writing):
-            ids = self.recorder.insert_events(stored)
-        return max(ids) if ids else 0
+            inserted = recorder.insert_events(stored)
+        return max(inserted) if inserted else 0
+
+    def stored_events(self, events: Sequence[Any]) -> list[StoredEvent]:
+        """Return domain events as the mapper's ``to_stored_event`` maps them, the same bytes
+        made with one msgpack packer for all of them (without a cipher or compressor).
+
+        Raises:
+            TypeError: an event holds a value msgpack cannot carry.
+        """
+        encoded = self._encoded(events)
+        if encoded is None:
+            return [self.mapper.to_stored_event(event) for event in events]
+        return [StoredEvent(originator_id=originator_id, originator_version=version,
+                            topic=topic, state=state)
+                for originator_id, version, topic, state in encoded]
+
+    def _encoded(self, events: Sequence[Any]) -> list[tuple[Any, int, str, bytes]] | None:
+        """Return the ``(originator id, version, topic, state)`` of each event as
+        ``Mapper.to_stored_event`` makes them, or ``None`` when the mapper is not a plain
+        one with the msgpack transcoder (a cipher, a compressor, a subclass)."""
+        mapper = self.mapper
+        transcoder = mapper.transcoder
+        if (mapper.cipher is not None or mapper.compressor is not None
+                or not isinstance(transcoder, MsgpackTranscoder)
+                or type(mapper).to_stored_event is not Mapper.to_stored_event):
+            return None
+        pack = transcoder.packer().pack
+        classes = self._event_classes
+        encoded = []
+        for event in events:
+            cls = type(event)
+            known = classes.get(cls)
+            if known is None:
+                known = classes[cls] = (get_topic(cls), getattr(cls, "class_version", 1))
+            topic, class_version = known
+            state = dict(vars(event))
+            originator_id = state.pop("originator_id")
+            originator_version = state.pop("originator_version")
+            if class_version > 1:
+                state["class_version"] = class_version
+            encoded.append((originator_id, originator_version, topic, pack(state)))
+        return encoded
 
     def run_command(self, run: RunAggregate | None, run_id: str,
                     command: Callable[[RunAggregate], T]) -> tuple[RunAggregate, T, int]:

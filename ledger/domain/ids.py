@@ -22,6 +22,18 @@ def new_run_id() -> str:
     Time order keeps index inserts local as the ledger grows; the format is a plain UUID, as the
     seed SDK's run ids are.
     """
+    return new_run()[0]
+
+
+_new = object.__new__
+_set = object.__setattr__
+_SAFE_UNKNOWN = uuid.SafeUUID.unknown
+
+
+def new_run() -> tuple[str, uuid.UUID]:
+    """Return a new run id (as :func:`new_run_id` makes it) and the UUID of its stream (the
+    UUID the id spells, what ``run_stream_id`` of the id returns), without parsing the text
+    back: ``start_logging()`` makes one per run."""
     ms = time.time_ns() // 1_000_000
     rand = int.from_bytes(os.urandom(10), "big")
     value = (ms & ((1 << 48) - 1)) << 80
@@ -29,7 +41,13 @@ def new_run_id() -> str:
     value |= ((rand >> 62) & 0xFFF) << 64
     value |= 0b10 << 62
     value |= rand & ((1 << 62) - 1)
-    return str(uuid.UUID(int=value))
+    # uuid.UUID(int=value) without its argument checks (value is a 128-bit int by construction).
+    stream = _new(uuid.UUID)
+    _set(stream, "int", value)
+    _set(stream, "is_safe", _SAFE_UNKNOWN)
+    digits = f"{value:032x}"  # str(stream), as uuid.UUID.__str__ spells it
+    run_id = f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+    return run_id, stream
 
 
 def new_script_run_id(experiment_name: str) -> str:

@@ -26,6 +26,7 @@ from ledger.domain.errors import (
 from ledger.domain.status import TRANSITIONS, RunStatus
 from ledger.domain.tags import T, TagsMixin, TagsRemovedFields, TagsSetFields
 from ledger.domain.text import check_text
+from ledger.domain.triggering import LeanEventsMixin
 from ledger.domain.values import (
     Actor,
     check_description,
@@ -35,7 +36,7 @@ from ledger.domain.values import (
 )
 
 
-class RunAggregate(TagsMixin, Aggregate):
+class RunAggregate(TagsMixin, LeanEventsMixin, Aggregate):
     """The event-sourced state of one run.
 
     Attributes (all rebuilt from events): ``run_id`` (the user-visible id string),

@@ -95,6 +95,22 @@ def _where(run_id: str | None) -> str:
     return where(run_id)
 
 
+#: How many accepted names, and accepted keys, :func:`check_name` and :func:`check_key` remember.
+ACCEPTED_CACHE_SIZE = 1024
+# Strings (exactly ``str``) that check_name / check_key accepted. Whether a string is accepted
+# depends on the string alone, so one accepted before is accepted again without a check: every
+# run repeats the same few keys and names (``run_type``, ``target``, its tag and property keys).
+# Bounded: emptied when full.
+_accepted_names: set[str] = set()
+_accepted_keys: set[str] = set()
+
+
+def _accept(accepted: set[str], text: str) -> None:
+    if len(accepted) >= ACCEPTED_CACHE_SIZE:
+        accepted.clear()
+    accepted.add(text)
+
+
 def check_name(value: Any, what: str, run_id: str | None = None) -> str:
     """Return ``value`` if it is a valid name: a non-empty string of at most 256 characters that
     every store can hold (see ``ledger.domain.text``).
@@ -102,7 +118,12 @@ def check_name(value: Any, what: str, run_id: str | None = None) -> str:
     Raises:
         ValidationError: naming ``what`` and the run.
     """
-    return check_text(value, what, run_id, kind="name", allow_empty=False)
+    if type(value) is str and value in _accepted_names:
+        return value
+    text = check_text(value, what, run_id, kind="name", allow_empty=False)
+    if type(value) is str:
+        _accept(_accepted_names, text)
+    return text
 
 
 def check_description(value: Any, run_id: str | None = None) -> str:
@@ -135,11 +156,16 @@ def check_key(key: Any, what: str, run_id: str | None) -> str:
     Raises:
         ValidationError: naming the key and the run.
     """
+    if type(key) is str and key in _accepted_keys:
+        return key
     if not isinstance(key, str):
         raise ValidationError(
             f"{what} key {quote(key)}{_where(run_id)} must be a string, not "
             f"{type(key).__name__}")
-    return check_text(key, f"{what} key", run_id, kind="key", allow_empty=False)
+    text = check_text(key, f"{what} key", run_id, kind="key", allow_empty=False)
+    if type(key) is str:
+        _accept(_accepted_keys, text)
+    return text
 
 
 def normalise_value(value: Any, key: str, what: str, run_id: str | None) -> str | None:
@@ -158,7 +184,7 @@ def normalise_value(value: Any, key: str, what: str, run_id: str | None) -> str 
 
 
 def _normalise_mapping(data: Any, what: str, run_id: str | None) -> dict[str, str | None]:
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):
         raise ValidationError(
             f"{what}s{_where(run_id)} must be given as a dict, not {type(data).__name__}: "
             f"{quote(data)}")

@@ -9,9 +9,12 @@ survives power loss, at the cost of one fsync per commit.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeGuard
 
 from eventsourcing.sqlite import (
+    SQLiteAggregateRecorder,
+    SQLiteApplicationRecorder,
     SQLiteConnection,
     SQLiteConnectionPool,
     SQLiteDatastore,
@@ -67,3 +70,40 @@ class LedgerSQLiteFactory(SQLiteFactory):
             originator_id_type=old.originator_id_type,
         )
         old.close()
+
+
+def is_plain_sqlite_recorder(recorder: Any) -> TypeGuard[SQLiteApplicationRecorder]:
+    """Whether ``recorder`` is eventsourcing's SQLite application recorder with its own insert
+    (what :func:`insert_sqlite_rows` does in its place): not a subclass's, nor one replaced on
+    the object (a test's slow store)."""
+    return (isinstance(recorder, SQLiteApplicationRecorder)
+            and getattr(recorder.insert_events, "__func__", None)
+            is SQLiteAggregateRecorder.insert_events
+            and type(recorder)._insert_events is SQLiteApplicationRecorder._insert_events)
+
+
+def insert_sqlite_rows(recorder: SQLiteApplicationRecorder,
+                       rows: Sequence[tuple[str, int, str, bytes]]) -> list[int]:
+    """Insert stored events given as the rows eventsourcing's SQLite recorder inserts for them
+    (``(originator_id text, version, topic, state)``), as its ``insert_events`` does: one
+    write transaction of the recorder's datastore (its pool, writer lock, ``BEGIN``, commit or
+    rollback and error translation), one ``INSERT`` per row. It skips building a
+    ``StoredEvent`` per event and the cursor wrapper's calls.
+
+    Returns:
+        The notification id of each row, in order.
+
+    Raises:
+        eventsourcing.persistence.IntegrityError: a row's ``(originator_id, version)`` is
+            stored already (another writer appended first); nothing of the call is stored.
+        eventsourcing.persistence.PersistenceError: the store failed; nothing is stored.
+    """
+    statement = recorder.insert_events_statement
+    ids: list[Any] = []  # each an int: the rowid an INSERT gave
+    with recorder.datastore.transaction(commit=True) as wrapped:
+        cursor = wrapped.sqlite_cursor
+        execute = cursor.execute
+        for row in rows:
+            execute(statement, row)
+            ids.append(cursor.lastrowid)
+    return ids

@@ -103,12 +103,17 @@ class MsgpackTranscoder(Transcoder):
         Raises:
             TypeError: a value has a type msgpack cannot carry.
         """
+        return self.packer().pack(obj)  # type: ignore[no-any-return]  # (a failed pack resets it)
+
+    def packer(self) -> msgpack.Packer:
+        """Return this thread's packer: its ``pack(obj)`` is :meth:`encode` (cheaper than an
+        ``encode`` per state when encoding several). Use it in this thread only."""
         try:
-            packer = self._local.packer
+            packer: msgpack.Packer = self._local.packer
         except AttributeError:
             packer = self._local.packer = msgpack.Packer(default=_default, use_bin_type=True,
                                                          datetime=True)
-        return packer.pack(obj)  # type: ignore[no-any-return]  # (a failed pack resets it)
+        return packer
 
     def decode(self, data: bytes) -> Any:
         """Decode msgpack bytes written by :meth:`encode`."""

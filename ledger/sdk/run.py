@@ -26,7 +26,7 @@ from ledger.domain.errors import (
     RunNotFoundError,
     ValidationError,
 )
-from ledger.domain.ids import new_run_id, run_stream_id
+from ledger.domain.ids import new_run, run_stream_id
 from ledger.domain.metrics import MetricsLogged
 from ledger.domain.names import (
     EXPERIMENT_RUN_TYPE,
@@ -229,7 +229,7 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
         session = experiment.workspace._session
         actor = current_actor(experiment.workspace._settings.user)
         if run_id is None:
-            run_id = new_run_id()
+            run_id, stream = new_run()
         else:
             check_name(run_id, "run_id")
             if any(r._run_id == run_id for r in list(session._unpublished)):
@@ -240,9 +240,10 @@ class Run(RunFilesMixin, RunAuditMixin, MetricsMixin, ChildrenMixin, HistoryMixi
                 pass
             else:
                 raise ValidationError(f"run_id {run_id!r} is already the id of a run")
+            stream = run_stream_id(run_id)
         parent_aggregate = parent._aggregate() if parent is not None else None
         aggregate = RunAggregate.create(
-            aggregate_id=run_stream_id(run_id), run_id=run_id,
+            aggregate_id=stream, run_id=run_id,
             experiment_id=experiment._experiment_id, experiment_name=experiment.name,
             actor=actor, parent=parent_aggregate, name=name, display_name=display_name,
             description=description, run_type=run_type, target=target)
