@@ -260,6 +260,7 @@ class LedgerApplication(Application):  # type: ignore[type-arg]
         transcoder = mapper.transcoder
         if (mapper.cipher is not None or mapper.compressor is not None
                 or not isinstance(transcoder, MsgpackTranscoder)
+                or type(transcoder).encode is not MsgpackTranscoder.encode
                 or type(mapper).to_stored_event is not Mapper.to_stored_event):
             return None
         pack = transcoder.packer().pack

@@ -79,7 +79,8 @@ def is_plain_sqlite_recorder(recorder: Any) -> TypeGuard[SQLiteApplicationRecord
     return (isinstance(recorder, SQLiteApplicationRecorder)
             and getattr(recorder.insert_events, "__func__", None)
             is SQLiteAggregateRecorder.insert_events
-            and type(recorder)._insert_events is SQLiteApplicationRecorder._insert_events)
+            and type(recorder)._insert_events is SQLiteApplicationRecorder._insert_events
+            and "_insert_events" not in vars(recorder))
 
 
 def insert_sqlite_rows(recorder: SQLiteApplicationRecorder,

@@ -96,6 +96,20 @@ def test_commands_stamp_their_events_now_in_order() -> None:
     assert run.modified_on == stamps[2] and run.ended_at == stamps[2]
 
 
+def test_an_event_whose_apply_raises_leaves_the_run_as_eventsourcing_would() -> None:
+    # apply() runs before the version, the modification time and the pending events change, on
+    # the lean path as in eventsourcing's mutate(): a refused event leaves none of them changed.
+    ours, theirs = _lives("r4")
+    for run in (ours, theirs):
+        before = (run.version, run.modified_on, len(run.pending_events))
+        trigger = (run.trigger_event if run is ours
+                   else lambda *a, **k: BaseAggregate.trigger_event(theirs, *a, **k))
+        with pytest.raises(ValueError):
+            trigger(RunAggregate.StatusChanged, timestamp=T0 + timedelta(seconds=9),
+                    actor=ACTOR.as_dict(), status="no such status")
+        assert (run.version, run.modified_on, len(run.pending_events)) == before
+
+
 def test_what_eventsourcing_refuses_is_still_refused() -> None:
     run, _ = _lives("r3")
     version = run.version
