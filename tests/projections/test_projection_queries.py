@@ -275,31 +275,31 @@ def test_runs_matching_after_the_probe_counted_are_found_too(
     # The probe's count sizes the query's one page; runs that match and are saved between the
     # count and the page (another writer) must still be found: a full page reads on.
     driver.experiment("exp")
-    runs = [driver.new_run("exp") for _ in range(6)]
-    for run in runs:
-        run.set_tags({"quality": "good"}, driver.actor)
-        run.add_properties({"author": "me"}, driver.actor)
-    driver.save(*runs)
-    index.catch_up()
+
+    def save_matching_runs(count: int) -> list[str]:
+        """Save runs that match the query; their ids, newest first."""
+        runs = [driver.new_run("exp") for _ in range(count)]
+        for run in runs:
+            run.set_tags({"quality": "good"}, driver.actor)
+            run.add_properties({"author": "me"}, driver.actor)
+        driver.save(*runs)
+        index.catch_up()
+        return [run.run_id for run in reversed(runs)]
+
+    first = save_matching_runs(6)
     choose = index._choose_driver
     late: list[str] = []
 
     def choose_then_another_writer_saves(*args: Any) -> Any:
         chosen = choose(*args)
         if not late:
-            more = [driver.new_run("exp") for _ in range(3)]
-            for run in more:
-                run.set_tags({"quality": "good"}, driver.actor)
-                run.add_properties({"author": "me"}, driver.actor)
-            driver.save(*more)
-            index.catch_up()
-            late.extend(run.run_id for run in reversed(more))
+            late.extend(save_matching_runs(3))
         return chosen
 
     monkeypatch.setattr(index, "_choose_driver", choose_then_another_writer_saves)
     found = ids(index.find_runs(experiment_name="exp", tags={"quality": "good"},
                                 properties={"author": "me"}))
-    assert found == late + [run.run_id for run in reversed(runs)]
+    assert found == late + first
 
 
 # ---------------------------------------------------------------------- metrics, experiments
