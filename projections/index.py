@@ -352,42 +352,11 @@ class RunIndex:
                 (``SearchSyntaxError``, naming the token and its position).
             StoreError: the store failed (when iterating).
         """
-        return _rows_of(self.find_run_pages(
+        return _rows_of(self.find_run_tuples(
             experiment_name=experiment_name, parent_run_id=parent_run_id, recursive=recursive,
             run_type=run_type, tags=tags, properties=properties, status=status,
             include_children=include_children, limit=limit, include_archived=include_archived,
             filter=filter, order_by=order_by))
-
-    def find_run_pages(self, *, experiment_name: str | None = None,
-                       parent_run_id: str | None = None, recursive: bool = False,
-                       run_type: str | None = None,
-                       tags: str | Mapping[str, Any] | None = None,
-                       properties: str | Mapping[str, Any] | None = None,
-                       status: str | None = None, include_children: bool = False,
-                       limit: int | None = None, include_archived: bool = False,
-                       filter: str | None = None,
-                       order_by: str | Sequence[str] | None = None) -> Iterator[list[RunRow]]:
-        """:meth:`find_runs`, a page (a list of runs, never empty) at a time.
-
-        For callers that turn every row into another object: a list per page spares the
-        generator frames per row (at a few hundred rows a query they cost as much as the SQL).
-
-        Args:
-            experiment_name: see :meth:`find_runs`, as are the other arguments.
-
-        Returns:
-            A generator of pages, together the rows ``find_runs`` yields, in its order.
-
-        Raises:
-            ValidationError: as :meth:`find_runs`.
-            StoreError: the store failed (when iterating).
-        """
-        tuples = self.find_run_tuples(
-            experiment_name=experiment_name, parent_run_id=parent_run_id, recursive=recursive,
-            run_type=run_type, tags=tags, properties=properties, status=status,
-            include_children=include_children, limit=limit, include_archived=include_archived,
-            filter=filter, order_by=order_by)
-        return (run_rows(page) for page in tuples)
 
     def find_run_tuples(self, *, experiment_name: str | None = None,
                         parent_run_id: str | None = None, recursive: bool = False,
@@ -399,11 +368,14 @@ class RunIndex:
                         filter: str | None = None,
                         order_by: str | Sequence[str] | None = None,
                         ) -> Iterator[list[RunTuple]]:
-        """:meth:`find_run_pages` with each run as the tuple the index read (``RunTuple``:
-        id, type, experiment, packed fields, creation position; ``run_rows`` makes rows).
+        """:meth:`find_runs`, a page (a list, never empty) at a time, each run as the tuple the
+        index read (``RunTuple``: id, type, experiment, packed fields, creation position;
+        ``run_rows`` makes rows of a page).
 
         For the SDK, whose ``Run`` objects keep the tuple and make a row only when one is
-        read: most runs of a query are built and never read beyond their id.
+        read (most runs of a query are built and never read beyond their id), and for callers
+        that turn every row into another object: a list per page spares the generator frames
+        per row.
 
         Args:
             experiment_name: see :meth:`find_runs`, as are the other arguments.
@@ -808,9 +780,9 @@ def run_rows(tuples: Sequence[Sequence[Any]]) -> list[RunRow]:
     return [wrap(row[0], row[1], row[2], row[3]) for row in tuples]
 
 
-def _rows_of(pages: Iterator[list[RunRow]]) -> Iterator[RunRow]:
-    for rows in pages:
-        yield from rows
+def _rows_of(pages: Iterator[list[RunTuple]]) -> Iterator[RunRow]:
+    for tuples in pages:
+        yield from run_rows(tuples)
 
 
 def _unpack_row(blob: Any) -> list[Any]:

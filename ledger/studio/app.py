@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -225,6 +225,20 @@ class Studio:
             raise _NotFound(f"No run with id {run_id!r}")
         return row
 
+    def _open_file(self, row: RunRow, name: str,
+                   kind: str) -> tuple[hooks.FileEntry, Iterator[bytes]]:
+        """``hooks.open_file``, a missing file a 404 naming the run and the ``kind`` (log or
+        file) asked for.
+
+        Raises:
+            _NotFound: the run has no file of that name.
+            FileDamagedError: its content is missing or damaged (checked before any byte).
+        """
+        try:
+            return hooks.open_file(self.workspace, row, name)
+        except RunFileNotFoundError:
+            raise _NotFound(f"Run {row.run_id!r} has no {kind} named {name!r}") from None
+
     # ------------------------------------------------------------------ pages
     async def experiments_page(self, request: Request) -> Response:
         """Every experiment with its run counts by status, active runs and last activity."""
@@ -394,9 +408,7 @@ class Studio:
         if not is_log_name(name):
             raise _NotFound(f"Run {row.run_id!r} has no log named {name!r}")
         try:
-            _entry, chunks = hooks.open_file(self.workspace, row, name)
-        except RunFileNotFoundError:
-            raise _NotFound(f"Run {row.run_id!r} has no log named {name!r}") from None
+            _entry, chunks = self._open_file(row, name, "log")
         except FileDamagedError as error:
             return PlainTextResponse(f"{error}\n", 409)
         return StreamingResponse(chunks, media_type="text/plain; charset=utf-8",
@@ -424,9 +436,7 @@ class Studio:
         row = self._row(request.path_params["run_id"])
         name = request.query_params.get("name", "")
         try:
-            entry, chunks = hooks.open_file(self.workspace, row, name)
-        except RunFileNotFoundError:
-            raise _NotFound(f"Run {row.run_id!r} has no file named {name!r}") from None
+            entry, chunks = self._open_file(row, name, "file")
         except FileDamagedError as error:
             return PlainTextResponse(f"{error}\n", 409)
         media = entry.media_type if entry.is_image else "application/octet-stream"
