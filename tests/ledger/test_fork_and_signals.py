@@ -148,6 +148,11 @@ def _pool_logs_each_value_once(shared_url: str, method: str,
         for worker in list(pool._pool):  # type: ignore[attr-defined]
             if worker.is_alive():
                 hung.append(worker.pid)
+                # Each thread's signal state: whether SIGTERM is pending, blocked, caught.
+                for task in sorted(Path(f"/proc/{worker.pid}/task").glob("*")):
+                    status = (task / "status").read_text().splitlines()
+                    print(task.name, *(line for line in status if line.startswith(
+                        ("SigPnd", "ShdPnd", "SigBlk", "SigCgt"))), file=sys.stderr)
                 os.kill(worker.pid, signal.SIGUSR1)  # its threads' stacks, to stderr
                 time.sleep(1)
                 os.kill(worker.pid, signal.SIGKILL)
