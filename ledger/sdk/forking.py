@@ -93,6 +93,7 @@ def _before_fork() -> None:
 def _after_fork_in_child() -> None:
     global _lazy_state_lock
     signals.unblock_after_fork()
+    signals.restart_watcher_after_fork()
     _lazy_state_lock = threading.Lock()
     for session in _sessions():
         session.reset_after_fork(_abandoned)

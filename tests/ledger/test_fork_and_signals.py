@@ -196,6 +196,17 @@ _SCRIPT = textwrap.dedent("""
         run.log("v", i)
     run.tag("t", "x")
     print(run.id, flush=True)
+    if sys.argv[2] == "caught-elsewhere":
+        # The signal is caught by another thread while the main thread waits in C, in a wait
+        # no signal to another thread ends (a pool worker's, for its next task).
+        import multiprocessing, threading
+        lock = multiprocessing.Lock()
+        lock.acquire()
+        def catch_it_here():
+            time.sleep(0.5)
+            signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+        threading.Thread(target=catch_it_here).start()
+        lock.acquire()
     time.sleep(60)
 """)
 
@@ -221,6 +232,22 @@ def test_a_terminating_signal_flushes_then_ends_the_process_as_uncaught(
     run = Run.get(Workspace(store=shared_store_url), run_id)
     assert _values(run, "v") == list(range(500))
     assert run.get_tags() == {"t": "x"}
+
+
+def test_a_signal_the_main_thread_did_not_see_still_flushes_and_ends_the_process(
+        shared_store_url: str) -> None:
+    # Python runs a handler in the main thread, when it next checks for signals: waiting in
+    # multiprocessing's lock, it never would. The SDK's watcher wakes it.
+    process, run_id = _start(shared_store_url, "caught-elsewhere")
+    try:
+        assert process.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()  # type: ignore[union-attr]
+    run = Run.get(Workspace(store=shared_store_url), run_id)
+    assert _values(run, "v") == list(range(500))
 
 
 def test_a_handler_the_application_installed_is_left_alone(tmp_path: Path) -> None:
